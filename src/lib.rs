@@ -1,0 +1,11 @@
+//! mmfuse: multimodal fusion engine.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod io;
+pub mod matrix;
+pub mod scalar;
+
+pub use error::{Error, Result};
+pub use matrix::Matrix;
+pub use scalar::Real;

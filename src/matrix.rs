@@ -1,0 +1,115 @@
+//! `Matrix<T>`: the owned, row-major, dense matrix that the engine returns.
+//!
+//! Inputs are taken as faer views ([`faer::MatRef`]); owned results are `Matrix<T>` (a `Vec` in
+//! NumPy's C order plus its shape), which borrows as a faer view with [`Matrix::as_mat_ref`].
+
+use crate::error::{Error, Result};
+use crate::scalar::Real;
+use faer::{MatMut, MatRef};
+
+/// A dense row-major matrix: element (i, j) is `data[i * ncols + j]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix<T> {
+    nrows: usize,
+    ncols: usize,
+    data: Vec<T>,
+}
+
+impl<T: Copy> Matrix<T> {
+    /// Wraps `data` (row-major, length `nrows * ncols`).
+    pub fn from_vec(nrows: usize, ncols: usize, data: Vec<T>) -> Result<Self> {
+        let expected = nrows.checked_mul(ncols).ok_or_else(|| {
+            Error::Shape(format!("{nrows} x {ncols} overflows the address space"))
+        })?;
+        if data.len() != expected {
+            return Err(Error::Shape(format!(
+                "buffer of length {} cannot be a {nrows} x {ncols} matrix (needs {expected})",
+                data.len()
+            )));
+        }
+        Ok(Matrix { nrows, ncols, data })
+    }
+
+    /// A matrix with every element equal to `value`.
+    pub fn filled(nrows: usize, ncols: usize, value: T) -> Self {
+        Matrix {
+            nrows,
+            ncols,
+            data: vec![value; nrows * ncols],
+        }
+    }
+
+    /// Number of rows.
+    pub fn nrows(&self) -> usize {
+        self.nrows
+    }
+
+    /// Number of columns.
+    pub fn ncols(&self) -> usize {
+        self.ncols
+    }
+
+    /// `(nrows, ncols)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.nrows, self.ncols)
+    }
+
+    /// The row-major buffer.
+    pub fn as_slice(&self) -> &[T] {
+        &self.data
+    }
+
+    /// The row-major buffer, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+
+    /// Gives the buffer back.
+    pub fn into_vec(self) -> Vec<T> {
+        self.data
+    }
+
+    /// Row `i` as a slice. Panics if `i >= nrows` (an indexing error, like slice indexing).
+    pub fn row(&self, i: usize) -> &[T] {
+        &self.data[i * self.ncols..(i + 1) * self.ncols]
+    }
+
+    /// Element (i, j). Panics when out of bounds, like slice indexing.
+    pub fn get(&self, i: usize, j: usize) -> T {
+        assert!(i < self.nrows && j < self.ncols, "index out of bounds");
+        self.data[i * self.ncols + j]
+    }
+
+    /// Element-wise conversion to another type.
+    pub fn map<U: Copy>(&self, f: impl FnMut(T) -> U) -> Matrix<U> {
+        Matrix {
+            nrows: self.nrows,
+            ncols: self.ncols,
+            data: self.data.iter().copied().map(f).collect(),
+        }
+    }
+}
+
+impl<T: Real> Matrix<T> {
+    /// Copies any faer view (whatever its strides) into a row-major matrix.
+    pub fn from_mat_ref(view: MatRef<'_, T>) -> Self {
+        let (nrows, ncols) = (view.nrows(), view.ncols());
+        let mut data = Vec::with_capacity(nrows * ncols);
+        for i in 0..nrows {
+            for j in 0..ncols {
+                data.push(view[(i, j)]);
+            }
+        }
+        Matrix { nrows, ncols, data }
+    }
+
+    /// Borrows as a faer view (row-major strides).
+    pub fn as_mat_ref(&self) -> MatRef<'_, T> {
+        MatRef::from_row_major_slice(&self.data, self.nrows, self.ncols)
+    }
+
+    /// Borrows as a mutable faer view (row-major strides).
+    pub fn as_mat_mut(&mut self) -> MatMut<'_, T> {
+        MatMut::from_row_major_slice_mut(&mut self.data, self.nrows, self.ncols)
+    }
+}
