@@ -1,0 +1,188 @@
+//! Gram tile epilogues: turn a tile of inner products (or L1 distances) into kernel values, in
+//! place, while the tile is still in cache.
+
+use crate::exp::{exp_vec, tanh_vec, ExpConsts, ExpPoly};
+use crate::simd::Lanes;
+use crate::tile::TileMut;
+use pulp::Simd;
+
+/// What to apply to each element `g` of a tile, with `r_i` / `c_j` the per-row / per-column
+/// auxiliary values passed next to the tile.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Epilogue<T> {
+    /// `g` unchanged (linear kernel).
+    Identity,
+    /// `(gamma g + coef0)^degree`.
+    Poly {
+        /// Scale of the inner product.
+        gamma: T,
+        /// Offset.
+        coef0: T,
+        /// Integer power, >= 1.
+        degree: u32,
+    },
+    /// `tanh(gamma g + coef0)`.
+    Sigmoid {
+        /// Scale of the inner product.
+        gamma: T,
+        /// Offset.
+        coef0: T,
+    },
+    /// `exp(-gamma max(0, r_i + c_j - 2 g))` with `r`, `c` the squared row norms.
+    Rbf {
+        /// Width parameter.
+        gamma: T,
+    },
+    /// `g r_i c_j` with `r`, `c` the reciprocal row norms (0 for a zero row).
+    Cosine,
+    /// `exp(-gamma g)`, for tiles holding L1 distances (laplacian kernel).
+    ExpNeg {
+        /// Width parameter.
+        gamma: T,
+    },
+}
+
+impl<T> Epilogue<T> {
+    /// Whether the epilogue reads the per-row / per-column auxiliary values.
+    pub fn needs_aux(&self) -> bool {
+        matches!(self, Epilogue::Rbf { .. } | Epilogue::Cosine)
+    }
+}
+
+/// Applies `ep` to every element of `tile`; SIMD along each row.
+#[inline(always)]
+pub(crate) fn apply_tile<S: Simd, T: ExpPoly<S> + ExpConsts>(
+    s: S,
+    tile: &mut TileMut<'_, T>,
+    ep: &Epilogue<T>,
+    row_aux: &[T],
+    col_aux: &[T],
+) {
+    if ep.needs_aux() {
+        assert_eq!(row_aux.len(), tile.nrows(), "row_aux length");
+        assert_eq!(col_aux.len(), tile.ncols(), "col_aux length");
+    }
+    for i in 0..tile.nrows() {
+        let row = tile.row_mut(i);
+        match *ep {
+            Epilogue::Identity => {}
+            Epilogue::Poly {
+                gamma,
+                coef0,
+                degree,
+            } => map_row::<S, T>(s, row, |v| {
+                powi::<S, T>(s, affine::<S, T>(s, v, gamma, coef0), degree)
+            }),
+            Epilogue::Sigmoid { gamma, coef0 } => map_row::<S, T>(s, row, |v| {
+                tanh_vec::<S, T>(s, affine::<S, T>(s, v, gamma, coef0))
+            }),
+            Epilogue::Rbf { gamma } => rbf_row::<S, T>(s, row, row_aux[i], col_aux, gamma),
+            Epilogue::Cosine => cosine_row::<S, T>(s, row, row_aux[i], col_aux),
+            Epilogue::ExpNeg { gamma } => {
+                let neg_gamma = T::splat(s, -gamma);
+                map_row::<S, T>(s, row, |v| exp_vec::<S, T>(s, T::vmul(s, v, neg_gamma)))
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn affine<S: Simd, T: Lanes<S>>(s: S, v: T::Vec<S>, gamma: T, coef0: T) -> T::Vec<S> {
+    T::vfma(s, v, T::splat(s, gamma), T::splat(s, coef0))
+}
+
+/// `v^degree` by binary powering (at most 2 log2(degree) multiplications).
+#[inline(always)]
+fn powi<S: Simd, T: Lanes<S>>(s: S, v: T::Vec<S>, degree: u32) -> T::Vec<S> {
+    let mut result = T::splat(s, T::ONE);
+    let mut base = v;
+    let mut d = degree;
+    let mut first = true;
+    while d > 0 {
+        if d & 1 == 1 {
+            // Skip the multiplication by 1 so degree 1 returns v exactly.
+            result = if first {
+                base
+            } else {
+                T::vmul(s, result, base)
+            };
+            first = false;
+        }
+        d >>= 1;
+        if d > 0 {
+            base = T::vmul(s, base, base);
+        }
+    }
+    result
+}
+
+/// Applies a vector map to a row: full registers, then one partial register for the tail.
+#[inline(always)]
+fn map_row<S: Simd, T: Lanes<S>>(s: S, row: &mut [T], f: impl Fn(T::Vec<S>) -> T::Vec<S>) {
+    let (head, tail) = T::as_mut_simd(row);
+    for v in head {
+        *v = f(*v);
+    }
+    if !tail.is_empty() {
+        let v = f(T::load_partial(s, tail));
+        T::store_partial(s, tail, v);
+    }
+}
+
+#[inline(always)]
+fn rbf_row<S: Simd, T: ExpPoly<S> + ExpConsts>(
+    s: S,
+    row: &mut [T],
+    row_norm: T,
+    col_norms: &[T],
+    gamma: T,
+) {
+    let rn = T::splat(s, row_norm);
+    let neg_gamma = T::splat(s, -gamma);
+    let minus_two = T::splat(s, T::from_f64(-2.0));
+    let zero = T::splat(s, T::ZERO);
+    let f = |g: T::Vec<S>, cn: T::Vec<S>| {
+        // squared distance, clamped at 0 against cancellation: |x|^2 + |y|^2 - 2 <x, y>
+        let d2 = T::vmax(s, T::vfma(s, g, minus_two, T::vadd(s, rn, cn)), zero);
+        exp_vec::<S, T>(s, T::vmul(s, d2, neg_gamma))
+    };
+    let (head, tail) = T::as_mut_simd(row);
+    let (cn_head, cn_tail) = T::as_simd(col_norms);
+    for (v, cn) in head.iter_mut().zip(cn_head) {
+        *v = f(*v, *cn);
+    }
+    if !tail.is_empty() {
+        let v = f(T::load_partial(s, tail), T::load_partial(s, cn_tail));
+        T::store_partial(s, tail, v);
+    }
+}
+
+#[inline(always)]
+fn cosine_row<S: Simd, T: Lanes<S>>(s: S, row: &mut [T], row_inv: T, col_inv: &[T]) {
+    let ri = T::splat(s, row_inv);
+    let (head, tail) = T::as_mut_simd(row);
+    let (c_head, c_tail) = T::as_simd(col_inv);
+    for (v, c) in head.iter_mut().zip(c_head) {
+        *v = T::vmul(s, T::vmul(s, *v, ri), *c);
+    }
+    if !tail.is_empty() {
+        let v = T::vmul(
+            s,
+            T::vmul(s, T::load_partial(s, tail), ri),
+            T::load_partial(s, c_tail),
+        );
+        T::store_partial(s, tail, v);
+    }
+}
+
+/// exp over a slice.
+#[inline(always)]
+pub(crate) fn exp_slice<S: Simd, T: ExpPoly<S> + ExpConsts>(s: S, x: &mut [T]) {
+    map_row::<S, T>(s, x, |v| exp_vec::<S, T>(s, v));
+}
+
+/// tanh over a slice.
+#[inline(always)]
+pub(crate) fn tanh_slice<S: Simd, T: ExpPoly<S> + ExpConsts>(s: S, x: &mut [T]) {
+    map_row::<S, T>(s, x, |v| tanh_vec::<S, T>(s, v));
+}

@@ -1,0 +1,92 @@
+//! Scalar reference twins of every SIMD kernel: plain loops, standard-library `exp` / `tanh`,
+//! no blocking. Tests, benches and fuzz targets compare the fast kernels against these.
+
+use crate::distance::panel_width;
+use crate::epilogue::Epilogue;
+use crate::simd::Float;
+use crate::tile::TileMut;
+
+/// exp, element by element, with the standard library.
+pub fn exp<T: Float>(x: &mut [T]) {
+    for v in x {
+        *v = T::from_f64(v.to_f64().exp());
+    }
+}
+
+/// tanh, element by element, with the standard library.
+pub fn tanh<T: Float>(x: &mut [T]) {
+    for v in x {
+        *v = T::from_f64(v.to_f64().tanh());
+    }
+}
+
+/// Squared row norms, summed left to right.
+pub fn sq_norms<T: Float>(x: &[T], d: usize, out: &mut [T]) {
+    assert_eq!(x.len(), out.len() * d);
+    for (i, o) in out.iter_mut().enumerate() {
+        let mut acc = T::ZERO;
+        for k in 0..d {
+            let v = x[i * d + k];
+            acc += v * v;
+        }
+        *o = acc;
+    }
+}
+
+/// The epilogue, element by element, in the element type (`powi` by repeated multiplication,
+/// exp and tanh from the standard library).
+pub fn apply_epilogue<T: Float>(
+    tile: &mut TileMut<'_, T>,
+    ep: &Epilogue<T>,
+    row_aux: &[T],
+    col_aux: &[T],
+) {
+    for i in 0..tile.nrows() {
+        let row = tile.row_mut(i);
+        for (j, v) in row.iter_mut().enumerate() {
+            let g = *v;
+            *v = match *ep {
+                Epilogue::Identity => g,
+                Epilogue::Poly {
+                    gamma,
+                    coef0,
+                    degree,
+                } => {
+                    let b = gamma * g + coef0;
+                    let mut p = b;
+                    for _ in 1..degree {
+                        p = p * b;
+                    }
+                    p
+                }
+                Epilogue::Sigmoid { gamma, coef0 } => {
+                    T::from_f64((gamma * g + coef0).to_f64().tanh())
+                }
+                Epilogue::Rbf { gamma } => {
+                    let mut d2 = row_aux[i] + col_aux[j] - T::from_f64(2.0) * g;
+                    if d2 < T::ZERO {
+                        d2 = T::ZERO;
+                    }
+                    T::from_f64((-(gamma * d2)).to_f64().exp())
+                }
+                Epilogue::Cosine => g * row_aux[i] * col_aux[j],
+                Epilogue::ExpNeg { gamma } => T::from_f64((-(gamma * g)).to_f64().exp()),
+            };
+        }
+    }
+}
+
+/// L1 distances between rows of `x` and the columns of a packed panel, by a plain triple loop.
+pub fn l1_tile<T: Float>(x: &[T], d: usize, panel: &[T], out: &mut TileMut<'_, T>) {
+    let w = panel_width(out.ncols());
+    for i in 0..out.nrows() {
+        let row = out.row_mut(i);
+        for (j, o) in row.iter_mut().enumerate() {
+            let mut acc = T::ZERO;
+            for k in 0..d {
+                acc += (x[i * d + k] - panel[k * w + j]).abs();
+            }
+            *o = acc;
+        }
+    }
+}

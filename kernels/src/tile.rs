@@ -1,0 +1,146 @@
+//! Strided views of a rectangular block inside a larger row-major matrix.
+//!
+//! A Gram tile is `nrows x ncols` elements inside an `n x n` matrix, rows `row_stride` apart.
+//! Several threads fill disjoint tiles of the same matrix at once, so a tile cannot be a
+//! `&mut [T]` spanning from its first to its last element (that slice would cover the other
+//! tiles' elements in between). `TileMut` only ever hands out its own rows.
+
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+/// Mutable view of `nrows x ncols` elements, row `i` starting at `ptr + i * row_stride`.
+pub struct TileMut<'a, T> {
+    ptr: NonNull<T>,
+    nrows: usize,
+    ncols: usize,
+    row_stride: usize,
+    _marker: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: a TileMut is a unique borrow of its rows (like `&mut [T]`), so it may move to another
+// thread when T may.
+unsafe impl<T: Send> Send for TileMut<'_, T> {}
+
+impl<'a, T> TileMut<'a, T> {
+    /// A tile over a slice: row `i` is `data[i * row_stride..i * row_stride + ncols]`.
+    ///
+    /// # Panics
+    /// If `ncols > row_stride` (when `nrows > 1`) or the slice is too short.
+    pub fn from_slice(data: &'a mut [T], nrows: usize, ncols: usize, row_stride: usize) -> Self {
+        assert!(nrows <= 1 || ncols <= row_stride, "rows would overlap");
+        let needed = if nrows == 0 {
+            0
+        } else {
+            (nrows - 1) * row_stride + ncols
+        };
+        assert!(data.len() >= needed, "slice too short for the tile");
+        TileMut {
+            // SAFETY: a slice pointer is never null.
+            ptr: unsafe { NonNull::new_unchecked(data.as_mut_ptr()) },
+            nrows,
+            ncols,
+            row_stride,
+            _marker: PhantomData,
+        }
+    }
+
+    /// A tile over raw memory.
+    ///
+    /// # Safety
+    /// For the lifetime `'a`, for every `i < nrows`, the `ncols` elements starting at
+    /// `ptr.add(i * row_stride)` must be valid, initialised, and accessed through this view only.
+    /// Rows must not overlap (`ncols <= row_stride` when `nrows > 1`). `ptr` must be non-null and
+    /// aligned even when the tile is empty.
+    pub unsafe fn from_raw_parts(
+        ptr: *mut T,
+        nrows: usize,
+        ncols: usize,
+        row_stride: usize,
+    ) -> Self {
+        debug_assert!(nrows <= 1 || ncols <= row_stride);
+        TileMut {
+            // SAFETY: non-null by the caller's contract.
+            ptr: unsafe { NonNull::new_unchecked(ptr) },
+            nrows,
+            ncols,
+            row_stride,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Number of rows.
+    pub fn nrows(&self) -> usize {
+        self.nrows
+    }
+
+    /// Number of columns.
+    pub fn ncols(&self) -> usize {
+        self.ncols
+    }
+
+    /// Row `i`.
+    ///
+    /// # Panics
+    /// If `i >= nrows`.
+    #[inline(always)]
+    pub fn row_mut(&mut self, i: usize) -> &mut [T] {
+        assert!(i < self.nrows, "row index out of bounds");
+        // SAFETY: row i is `ncols` valid elements owned by this view (constructor contract), and
+        // the returned borrow ties up `self` so no other row can be handed out meanwhile.
+        unsafe {
+            core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(i * self.row_stride), self.ncols)
+        }
+    }
+
+    /// Row `i`, read-only.
+    ///
+    /// # Panics
+    /// If `i >= nrows`.
+    #[inline(always)]
+    pub fn row(&self, i: usize) -> &[T] {
+        assert!(i < self.nrows, "row index out of bounds");
+        // SAFETY: as in `row_mut`, shared.
+        unsafe {
+            core::slice::from_raw_parts(self.ptr.as_ptr().add(i * self.row_stride), self.ncols)
+        }
+    }
+
+    /// Reborrows for a shorter lifetime.
+    pub fn rb_mut(&mut self) -> TileMut<'_, T> {
+        TileMut {
+            ptr: self.ptr,
+            nrows: self.nrows,
+            ncols: self.ncols,
+            row_stride: self.row_stride,
+            _marker: PhantomData,
+        }
+    }
+}
+
+/// Writes the transpose of `src` into `dst` (`dst[j][i] = src[i][j]`), in 8 x 8 blocks so that
+/// both sides are walked a cache line at a time.
+///
+/// # Panics
+/// If `dst` is not `src.ncols() x src.nrows()`.
+pub fn transpose_into<T: Copy>(src: &TileMut<'_, T>, dst: &mut TileMut<'_, T>) {
+    assert_eq!(dst.nrows(), src.ncols(), "transpose: shape mismatch");
+    assert_eq!(dst.ncols(), src.nrows(), "transpose: shape mismatch");
+    const B: usize = 8;
+    let (m, n) = (src.nrows(), src.ncols());
+    let mut i0 = 0;
+    while i0 < m {
+        let i1 = (i0 + B).min(m);
+        let mut j0 = 0;
+        while j0 < n {
+            let j1 = (j0 + B).min(n);
+            for j in j0..j1 {
+                let out = &mut dst.row_mut(j)[i0..i1];
+                for (o, i) in out.iter_mut().zip(i0..i1) {
+                    *o = src.row(i)[j];
+                }
+            }
+            j0 = j1;
+        }
+        i0 = i1;
+    }
+}
