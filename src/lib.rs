@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod gram;
 pub mod io;
 pub mod matrix;
 pub mod scalar;

@@ -2,16 +2,12 @@
 
 /// A real floating-point type the engine works in (`f32` or `f64`); sealed.
 pub trait Real:
-    faer::traits::RealField + Copy + Send + Sync + std::fmt::Debug + std::fmt::Display + 'static + sealed::Sealed
+    faer::traits::RealField + mmfuse_kernels::Float + Copy + Send + Sync + std::fmt::Debug + std::fmt::Display + 'static + sealed::Sealed
 {
     /// Machine epsilon (unit roundoff times two).
     const EPSILON: Self;
     /// Name as NumPy spells the dtype (`"float32"`, `"float64"`).
     const DTYPE: &'static str;
-    /// Lossless widening to f64.
-    fn to_f64(self) -> f64;
-    /// Rounding conversion from f64.
-    fn from_f64(v: f64) -> Self;
 }
 
 mod sealed {
@@ -23,21 +19,9 @@ mod sealed {
 impl Real for f32 {
     const EPSILON: Self = f32::EPSILON;
     const DTYPE: &'static str = "float32";
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
 }
 
 impl Real for f64 {
     const EPSILON: Self = f64::EPSILON;
     const DTYPE: &'static str = "float64";
-    fn to_f64(self) -> f64 {
-        self
-    }
-    fn from_f64(v: f64) -> Self {
-        v
-    }
 }

@@ -1,0 +1,376 @@
+//! Tiled Gram-matrix assembly (DESIGN.md section 2).
+//!
+//! K is cut into `tile x tile` blocks. For inner-product kernels each block is one faer GEMM
+//! written straight into its place in K, followed at once, while the block is in cache, by the
+//! SIMD epilogue. For K(X, X) only blocks on and above the diagonal are computed; each
+//! off-diagonal block is then transposed into its mirror position by the same task, while still
+//! hot, and diagonal blocks copy their upper half onto their lower half, so K is exactly
+//! symmetric. The laplacian kernel uses the register-blocked L1 micro-kernel instead of GEMM.
+//!
+//! Blocks are spread over rayon tasks. Every entry of K is computed by exactly one task, always
+//! with the same sequential code on the same block boundaries, so the result is bitwise the same
+//! for any number of threads.
+
+use super::input::{rows_of, Rows};
+use super::spec::Kernel;
+use crate::error::{Error, Result};
+use crate::matrix::Matrix;
+use crate::scalar::Real;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use mmfuse_kernels::{self as kernels, Epilogue, TileMut};
+use rayon::prelude::*;
+
+/// Tuning and threading of an assembly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GramOptions {
+    /// Block size (rows and columns of one task's tile). Default 256.
+    pub tile: usize,
+    /// Worker threads: `None` uses rayon's global pool (all cores), `Some(t)` a pool of `t`.
+    pub threads: Option<usize>,
+}
+
+impl Default for GramOptions {
+    fn default() -> Self {
+        GramOptions {
+            tile: 256,
+            threads: None,
+        }
+    }
+}
+
+impl GramOptions {
+    /// Options with `threads` worker threads.
+    pub fn with_threads(threads: usize) -> Self {
+        GramOptions {
+            threads: Some(threads),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.tile == 0 {
+            return Err(Error::param("tile", "must be >= 1"));
+        }
+        if self.threads == Some(0) {
+            return Err(Error::param("threads", "must be >= 1"));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the requested number of threads.
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
+        match self.threads {
+            None => Ok(f()),
+            Some(t) => {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .map_err(|e| Error::param("threads", format!("cannot start {t}: {e}")))?;
+                Ok(pool.install(f))
+            }
+        }
+    }
+}
+
+/// Bytes needed for an `n x m` matrix of `T`, refused above `limit` with a message naming it.
+pub(crate) fn check_alloc<T>(n: usize, m: usize, what: &str) -> Result<()> {
+    let bytes = (n as u128) * (m as u128) * (std::mem::size_of::<T>() as u128);
+    let limit = isize::MAX as u128;
+    if bytes > limit {
+        return Err(Error::TooLarge {
+            what: format!("{what} ({n} x {m})"),
+            bytes,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// K(X, X) for the rows of `x` (n x d, any strides). Exactly symmetric; rbf and laplacian have
+/// an exact unit diagonal.
+///
+/// ```
+/// use mmfuse::gram::{gram, GramOptions, Kernel};
+/// use mmfuse::Matrix;
+///
+/// let x = Matrix::from_vec(3, 2, vec![0.0f64, 0.0, 1.0, 0.0, 0.0, 2.0])?;
+/// let k = gram(x.as_mat_ref(), &Kernel::rbf(0.5), &GramOptions::default())?;
+/// assert_eq!(k.get(0, 0), 1.0);
+/// assert!((k.get(0, 1) - (-0.5f64).exp()).abs() < 1e-15);
+/// assert_eq!(k.get(1, 2), k.get(2, 1));
+/// # Ok::<(), mmfuse::Error>(())
+/// ```
+pub fn gram<T: Real>(x: MatRef<'_, T>, kernel: &Kernel, opts: &GramOptions) -> Result<Matrix<T>> {
+    let rows = rows_of(x, "X")?;
+    let kernel = kernel.resolve(rows.d)?;
+    opts.validate()?;
+    check_alloc::<T>(rows.n, rows.n, "the Gram matrix")?;
+    let mut k = Matrix::filled(rows.n, rows.n, T::ZERO);
+    opts.install(|| assemble_symmetric(&rows, &kernel, opts.tile, k.as_mut_slice()))?;
+    Ok(k)
+}
+
+/// K(X, Y): n x m, entry (i, j) = k(x_i, y_j). `gamma: None` resolves to 1/d.
+///
+/// ```
+/// use mmfuse::gram::{cross_gram, GramOptions, Kernel};
+/// use mmfuse::Matrix;
+///
+/// let x = Matrix::from_vec(2, 2, vec![1.0f32, 0.0, 0.0, 1.0])?;
+/// let y = Matrix::from_vec(1, 2, vec![1.0f32, 1.0])?;
+/// let k = cross_gram(x.as_mat_ref(), y.as_mat_ref(), &Kernel::Linear, &GramOptions::default())?;
+/// assert_eq!(k.shape(), (2, 1));
+/// assert_eq!(k.as_slice(), &[1.0, 1.0]);
+/// # Ok::<(), mmfuse::Error>(())
+/// ```
+pub fn cross_gram<T: Real>(
+    x: MatRef<'_, T>,
+    y: MatRef<'_, T>,
+    kernel: &Kernel,
+    opts: &GramOptions,
+) -> Result<Matrix<T>> {
+    let xr = rows_of(x, "X")?;
+    let yr = rows_of(y, "Y")?;
+    if xr.d != yr.d {
+        return Err(Error::Shape(format!(
+            "X has {} features but Y has {}",
+            xr.d, yr.d
+        )));
+    }
+    let kernel = kernel.resolve(xr.d)?;
+    opts.validate()?;
+    check_alloc::<T>(xr.n, yr.n, "the cross Gram matrix")?;
+    let mut k = Matrix::filled(xr.n, yr.n, T::ZERO);
+    opts.install(|| assemble_cross(&xr, &yr, &kernel, opts.tile, k.as_mut_slice()))?;
+    Ok(k)
+}
+
+/// The per-kernel work shared by all tiles: epilogue and per-point auxiliary values.
+pub(crate) struct Plan<T> {
+    pub epilogue: Epilogue<T>,
+    /// Squared norms (rbf) or reciprocal norms (cosine) of the row points; empty otherwise.
+    pub row_aux: Vec<T>,
+    /// Same for the column points.
+    pub col_aux: Vec<T>,
+    /// L1 kernel: no GEMM, distances instead.
+    pub l1: bool,
+}
+
+/// The epilogue for a resolved kernel.
+pub(crate) fn epilogue_of<T: Real>(kernel: &Kernel) -> Epilogue<T> {
+    let g = |g: Option<f64>| T::from_f64(g.expect("resolved kernel has gamma"));
+    match *kernel {
+        Kernel::Linear => Epilogue::Identity,
+        Kernel::Polynomial {
+            gamma,
+            degree,
+            coef0,
+        } => Epilogue::Poly {
+            gamma: g(gamma),
+            coef0: T::from_f64(coef0),
+            degree,
+        },
+        Kernel::Sigmoid { gamma, coef0 } => Epilogue::Sigmoid {
+            gamma: g(gamma),
+            coef0: T::from_f64(coef0),
+        },
+        Kernel::Rbf { gamma } => Epilogue::Rbf { gamma: g(gamma) },
+        Kernel::Laplacian { gamma } => Epilogue::ExpNeg { gamma: g(gamma) },
+        Kernel::Cosine => Epilogue::Cosine,
+    }
+}
+
+/// Auxiliary per-point values the epilogue needs: squared norms (rbf), reciprocal norms
+/// (cosine, 0 for a zero row), nothing otherwise.
+pub(crate) fn aux_of<T: Real>(kernel: &Kernel, data: &[T], n: usize, d: usize) -> Vec<T> {
+    match kernel {
+        Kernel::Rbf { .. } | Kernel::Cosine => {
+            let mut norms = vec![T::ZERO; n];
+            kernels::sq_norms(data, d, &mut norms);
+            if let Kernel::Cosine = kernel {
+                for v in &mut norms {
+                    let s = v.to_f64();
+                    *v = if s > 0.0 {
+                        T::from_f64(1.0 / s.sqrt())
+                    } else {
+                        T::ZERO
+                    };
+                }
+            }
+            norms
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A raw pointer to K shared by the tasks; each task writes only its own blocks.
+#[derive(Clone, Copy)]
+struct SharedOut<T> {
+    ptr: *mut T,
+    /// Row stride of K.
+    ld: usize,
+}
+// SAFETY: tasks use the pointer only for disjoint blocks (see `tile_mut`).
+unsafe impl<T: Send> Send for SharedOut<T> {}
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// The block `rows x cols` at (i0, j0).
+    ///
+    /// # Safety
+    /// The block must lie inside K, and no other live view may access any of its elements.
+    unsafe fn tile_mut<'a>(&self, i0: usize, j0: usize, rows: usize, cols: usize) -> TileMut<'a, T> {
+        // SAFETY: in bounds and exclusive by the caller's contract.
+        unsafe { TileMut::from_raw_parts(self.ptr.add(i0 * self.ld + j0), rows, cols, self.ld) }
+    }
+
+    /// The same block as a faer view, for the GEMM to write into.
+    ///
+    /// # Safety
+    /// As for `tile_mut`.
+    unsafe fn mat_mut<'a>(&self, i0: usize, j0: usize, rows: usize, cols: usize) -> MatMut<'a, T> {
+        // SAFETY: as above; row stride ld, column stride 1.
+        unsafe {
+            MatMut::from_raw_parts_mut(
+                self.ptr.add(i0 * self.ld + j0),
+                rows,
+                cols,
+                self.ld as isize,
+                1,
+            )
+        }
+    }
+}
+
+/// Computes block K[i0..i0+rows, j0..j0+cols] = k(x_i, y_j) in place in `out`.
+///
+/// # Safety
+/// The block must lie inside the matrix behind `out`, and no other thread may access it during
+/// the call.
+unsafe fn compute_block<T: Real>(
+    plan: &Plan<T>,
+    (x, y, d): (&[T], &[T], usize),
+    (i0, rows): (usize, usize),
+    (j0, cols): (usize, usize),
+    out: &SharedOut<T>,
+) {
+    let xs = &x[i0 * d..(i0 + rows) * d];
+    let ys = &y[j0 * d..(j0 + cols) * d];
+    if plan.l1 {
+        let mut panel = vec![T::ZERO; d * kernels::panel_width(cols)];
+        kernels::pack_panel(ys, cols, d, &mut panel);
+        // SAFETY: exclusive block inside K (caller's contract); the only view alive.
+        let mut tile = unsafe { out.tile_mut(i0, j0, rows, cols) };
+        kernels::l1_distance_tile(xs, d, &panel, &mut tile);
+    } else {
+        let lhs = MatRef::from_row_major_slice(xs, rows, d);
+        let rhs = MatRef::from_row_major_slice(ys, cols, d).transpose();
+        // SAFETY: as above; the view is dropped at the end of the statement.
+        matmul(unsafe { out.mat_mut(i0, j0, rows, cols) }, Accum::Replace, lhs, rhs, T::ONE, Par::Seq);
+    }
+    let (ra, ca) = if plan.epilogue.needs_aux() {
+        (
+            &plan.row_aux[i0..i0 + rows],
+            &plan.col_aux[j0..j0 + cols],
+        )
+    } else {
+        (&[][..], &[][..])
+    };
+    // SAFETY: as above; the GEMM's view is gone.
+    let mut tile = unsafe { out.tile_mut(i0, j0, rows, cols) };
+    kernels::apply_epilogue(&mut tile, &plan.epilogue, ra, ca);
+}
+
+fn plan_for<T: Real>(kernel: &Kernel, x: &Rows<'_, T>, y: Option<&Rows<'_, T>>) -> Plan<T> {
+    let row_aux = aux_of(kernel, &x.data, x.n, x.d);
+    let col_aux = match y {
+        Some(y) => aux_of(kernel, &y.data, y.n, y.d),
+        None => row_aux.clone(),
+    };
+    Plan {
+        epilogue: epilogue_of(kernel),
+        row_aux,
+        col_aux,
+        l1: matches!(kernel, Kernel::Laplacian { .. }),
+    }
+}
+
+/// Fills `out` (n x n) with K(X, X).
+pub(crate) fn assemble_symmetric<T: Real>(x: &Rows<'_, T>, kernel: &Kernel, tile: usize, out: &mut [T]) {
+    let n = x.n;
+    assert_eq!(out.len(), n * n);
+    let plan = plan_for(kernel, x, None);
+    let nt = n.div_ceil(tile);
+    let blocks: Vec<(usize, usize)> = (0..nt)
+        .flat_map(|bi| (bi..nt).map(move |bj| (bi, bj)))
+        .collect();
+    let shared = SharedOut {
+        ptr: out.as_mut_ptr(),
+        ld: n,
+    };
+    let data: &[T] = &x.data;
+    blocks.par_iter().for_each(|&(bi, bj)| {
+        let (i0, j0) = (bi * tile, bj * tile);
+        let (rows, cols) = (tile.min(n - i0), tile.min(n - j0));
+        // SAFETY: block (bi, bj) with bi <= bj, and its mirror (bj, bi), are touched by this task
+        // only: the list holds each upper block once, and mirrors of distinct upper blocks are
+        // distinct lower blocks. Both lie inside the n x n matrix `out`, alive for the call.
+        unsafe { compute_block(&plan, (data, data, x.d), (i0, rows), (j0, cols), &shared) };
+        // SAFETY: as above.
+        let upper = unsafe { shared.tile_mut(i0, j0, rows, cols) };
+        if bi == bj {
+            // Make the diagonal block exactly symmetric and the diagonal exact.
+            let mut t = upper;
+            for i in 0..rows {
+                for j in 0..i {
+                    let v = t.row(j)[i];
+                    t.row_mut(i)[j] = v;
+                }
+            }
+            fix_diagonal(kernel, &plan, i0, &mut t);
+        } else {
+            // SAFETY: the mirror block is this task's (see above) and does not overlap `upper`.
+            let mut lower = unsafe { shared.tile_mut(j0, i0, cols, rows) };
+            kernels::transpose_into(&upper, &mut lower);
+        }
+    });
+}
+
+/// Sets the diagonal of a diagonal block to its exact value where it is known exactly: 1 for
+/// rbf and laplacian (k(x, x) = 1), 1 for cosine where the norm is non-zero.
+fn fix_diagonal<T: Real>(kernel: &Kernel, plan: &Plan<T>, i0: usize, t: &mut TileMut<'_, T>) {
+    for i in 0..t.nrows() {
+        match kernel {
+            Kernel::Rbf { .. } | Kernel::Laplacian { .. } => t.row_mut(i)[i] = T::ONE,
+            Kernel::Cosine if plan.row_aux[i0 + i] != T::ZERO => t.row_mut(i)[i] = T::ONE,
+            _ => {}
+        }
+    }
+}
+
+/// Fills `out` (n x m) with K(X, Y).
+pub(crate) fn assemble_cross<T: Real>(
+    x: &Rows<'_, T>,
+    y: &Rows<'_, T>,
+    kernel: &Kernel,
+    tile: usize,
+    out: &mut [T],
+) {
+    let (n, m) = (x.n, y.n);
+    assert_eq!(out.len(), n * m);
+    let plan = plan_for(kernel, x, Some(y));
+    let (nti, ntj) = (n.div_ceil(tile), m.div_ceil(tile));
+    let shared = SharedOut {
+        ptr: out.as_mut_ptr(),
+        ld: m,
+    };
+    let (xd, yd): (&[T], &[T]) = (&x.data, &y.data);
+    (0..nti * ntj).into_par_iter().for_each(|b| {
+        let (bi, bj) = (b / ntj, b % ntj);
+        let (i0, j0) = (bi * tile, bj * tile);
+        let (rows, cols) = (tile.min(n - i0), tile.min(m - j0));
+        // SAFETY: each block index b is handled by one task; blocks are disjoint and inside out.
+        unsafe { compute_block(&plan, (xd, yd, x.d), (i0, rows), (j0, cols), &shared) };
+    });
+}

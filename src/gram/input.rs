@@ -1,0 +1,56 @@
+//! Checking and borrowing input data: shape, emptiness, finiteness, contiguity.
+
+use crate::error::{Error, Result};
+use crate::scalar::Real;
+use faer::MatRef;
+use std::borrow::Cow;
+
+/// Row-major contiguous rows of a data matrix (borrowed when the view already is, else copied).
+pub(crate) struct Rows<'a, T: Clone> {
+    pub data: Cow<'a, [T]>,
+    pub n: usize,
+    pub d: usize,
+}
+
+/// Checks `x` (non-empty, finite) and returns its rows contiguously. `what` names the argument
+/// in error messages.
+pub(crate) fn rows_of<'a, T: Real>(x: MatRef<'a, T>, what: &str) -> Result<Rows<'a, T>> {
+    let (n, d) = (x.nrows(), x.ncols());
+    if n == 0 || d == 0 {
+        return Err(Error::Empty(format!(
+            "{what} is {n} x {d}; it needs at least one row and one column"
+        )));
+    }
+    let contiguous = x.col_stride() == 1 && (n == 1 || x.row_stride() == d as isize);
+    let data: Cow<'a, [T]> = if contiguous {
+        // SAFETY: with column stride 1 and row stride d (or a single row), the view's n * d
+        // elements are exactly the contiguous range starting at `as_ptr`, valid for 'a.
+        Cow::Borrowed(unsafe { std::slice::from_raw_parts(x.as_ptr(), n * d) })
+    } else {
+        let mut v = Vec::with_capacity(n * d);
+        for i in 0..n {
+            for j in 0..d {
+                v.push(x[(i, j)]);
+            }
+        }
+        Cow::Owned(v)
+    };
+    check_finite(&data, d, what)?;
+    Ok(Rows { data, n, d })
+}
+
+/// Errors on the first NaN or infinity in a row-major buffer with `d` columns.
+pub(crate) fn check_finite<T: Real>(data: &[T], d: usize, what: &str) -> Result<()> {
+    // The common case (all finite) is one pass with no branches taken.
+    if let Some(pos) = data
+        .iter()
+        .position(|v| !mmfuse_kernels::Float::to_f64(*v).is_finite()) {
+        return Err(Error::NonFinite {
+            what: what.to_string(),
+            row: pos / d.max(1),
+            col: pos % d.max(1),
+            value: format!("{}", data[pos]),
+        });
+    }
+    Ok(())
+}
