@@ -1,9 +1,15 @@
-//! Gram (kernel) matrices: K(X, X) and K(X, Y) for six kernels, normalisations, combinations,
-//! and rows on demand.
+//! Gram (kernel) matrices: K(X, X) and K(X, Y) for six kernels, normalisations, weighted
+//! combinations, and rows on demand.
 
 mod assemble;
+mod combine;
 mod input;
+mod normalize;
+mod rows;
 mod spec;
 
 pub use assemble::{cross_gram, gram, GramOptions};
+pub use combine::{combine, combine_into};
+pub use normalize::{normalized_gram, self_similarities, Normalization, TrainStats};
+pub use rows::{CombinedRows, KernelRows, RowSource};
 pub use spec::{Kernel, DEFAULT_COEF0, DEFAULT_DEGREE};
