@@ -112,7 +112,8 @@ pub(crate) trait Lanes<S: Simd>: Float {
     fn vsub(s: S, a: Self::Vec<S>, b: Self::Vec<S>) -> Self::Vec<S>;
     fn vmul(s: S, a: Self::Vec<S>, b: Self::Vec<S>) -> Self::Vec<S>;
     fn vdiv(s: S, a: Self::Vec<S>, b: Self::Vec<S>) -> Self::Vec<S>;
-    /// `a * b + c` with one rounding.
+    /// `a * b + c`: one rounding on SIMD backends (FMA); pulp's scalar fallback rounds twice
+    /// (fused multiply-add in software would be far slower), so bounds assume two.
     fn vfma(s: S, a: Self::Vec<S>, b: Self::Vec<S>, c: Self::Vec<S>) -> Self::Vec<S>;
     /// Maximum; returns `b` where either is NaN (x86 semantics, relied on nowhere).
     fn vmax(s: S, a: Self::Vec<S>, b: Self::Vec<S>) -> Self::Vec<S>;
