@@ -8,6 +8,8 @@ pub trait Real:
     const EPSILON: Self;
     /// Name as NumPy spells the dtype (`"float32"`, `"float64"`).
     const DTYPE: &'static str;
+    /// Short name (`"f32"`, `"f64"`).
+    const DTYPE_SHORT: &'static str;
 }
 
 mod sealed {
@@ -19,9 +21,11 @@ mod sealed {
 impl Real for f32 {
     const EPSILON: Self = f32::EPSILON;
     const DTYPE: &'static str = "float32";
+    const DTYPE_SHORT: &'static str = "f32";
 }
 
 impl Real for f64 {
     const EPSILON: Self = f64::EPSILON;
     const DTYPE: &'static str = "float64";
+    const DTYPE_SHORT: &'static str = "f64";
 }

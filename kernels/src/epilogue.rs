@@ -50,6 +50,10 @@ impl<T> Epilogue<T> {
 }
 
 /// Applies `ep` to every element of `tile`; SIMD along each row.
+///
+/// No closures here or below: a closure body is a separate function that does not inherit the
+/// target features of pulp's `with_simd`, so its intrinsics would become calls (measured: 13x
+/// slower on AVX2).
 #[inline(always)]
 pub(crate) fn apply_tile<S: Simd, T: ExpPoly<S> + ExpConsts>(
     s: S,
@@ -70,19 +74,71 @@ pub(crate) fn apply_tile<S: Simd, T: ExpPoly<S> + ExpConsts>(
                 gamma,
                 coef0,
                 degree,
-            } => map_row::<S, T>(s, row, |v| {
-                powi::<S, T>(s, affine::<S, T>(s, v, gamma, coef0), degree)
-            }),
-            Epilogue::Sigmoid { gamma, coef0 } => map_row::<S, T>(s, row, |v| {
-                tanh_vec::<S, T>(s, affine::<S, T>(s, v, gamma, coef0))
-            }),
+            } => map_row(s, row, PolyOp { gamma, coef0, degree }),
+            Epilogue::Sigmoid { gamma, coef0 } => map_row(s, row, SigmoidOp { gamma, coef0 }),
             Epilogue::Rbf { gamma } => rbf_row::<S, T>(s, row, row_aux[i], col_aux, gamma),
             Epilogue::Cosine => cosine_row::<S, T>(s, row, row_aux[i], col_aux),
-            Epilogue::ExpNeg { gamma } => {
-                let neg_gamma = T::splat(s, -gamma);
-                map_row::<S, T>(s, row, |v| exp_vec::<S, T>(s, T::vmul(s, v, neg_gamma)))
-            }
+            Epilogue::ExpNeg { gamma } => map_row(s, row, ExpNegOp { neg_gamma: -gamma }),
         }
+    }
+}
+
+/// An element-wise vector function (a closure that keeps the target features).
+pub(crate) trait VecMap<S: Simd, T: Lanes<S>>: Copy {
+    fn apply(self, s: S, v: T::Vec<S>) -> T::Vec<S>;
+}
+
+#[derive(Clone, Copy)]
+struct PolyOp<T> {
+    gamma: T,
+    coef0: T,
+    degree: u32,
+}
+impl<S: Simd, T: Lanes<S>> VecMap<S, T> for PolyOp<T> {
+    #[inline(always)]
+    fn apply(self, s: S, v: T::Vec<S>) -> T::Vec<S> {
+        powi::<S, T>(s, affine::<S, T>(s, v, self.gamma, self.coef0), self.degree)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SigmoidOp<T> {
+    gamma: T,
+    coef0: T,
+}
+impl<S: Simd, T: ExpPoly<S> + ExpConsts> VecMap<S, T> for SigmoidOp<T> {
+    #[inline(always)]
+    fn apply(self, s: S, v: T::Vec<S>) -> T::Vec<S> {
+        tanh_vec::<S, T>(s, affine::<S, T>(s, v, self.gamma, self.coef0))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ExpNegOp<T> {
+    neg_gamma: T,
+}
+impl<S: Simd, T: ExpPoly<S> + ExpConsts> VecMap<S, T> for ExpNegOp<T> {
+    #[inline(always)]
+    fn apply(self, s: S, v: T::Vec<S>) -> T::Vec<S> {
+        exp_vec::<S, T>(s, T::vmul(s, v, T::splat(s, self.neg_gamma)))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ExpOp;
+impl<S: Simd, T: ExpPoly<S> + ExpConsts> VecMap<S, T> for ExpOp {
+    #[inline(always)]
+    fn apply(self, s: S, v: T::Vec<S>) -> T::Vec<S> {
+        exp_vec::<S, T>(s, v)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct TanhOp;
+impl<S: Simd, T: ExpPoly<S> + ExpConsts> VecMap<S, T> for TanhOp {
+    #[inline(always)]
+    fn apply(self, s: S, v: T::Vec<S>) -> T::Vec<S> {
+        tanh_vec::<S, T>(s, v)
     }
 }
 
@@ -101,11 +157,7 @@ fn powi<S: Simd, T: Lanes<S>>(s: S, v: T::Vec<S>, degree: u32) -> T::Vec<S> {
     while d > 0 {
         if d & 1 == 1 {
             // Skip the multiplication by 1 so degree 1 returns v exactly.
-            result = if first {
-                base
-            } else {
-                T::vmul(s, result, base)
-            };
+            result = if first { base } else { T::vmul(s, result, base) };
             first = false;
         }
         d >>= 1;
@@ -118,15 +170,33 @@ fn powi<S: Simd, T: Lanes<S>>(s: S, v: T::Vec<S>, degree: u32) -> T::Vec<S> {
 
 /// Applies a vector map to a row: full registers, then one partial register for the tail.
 #[inline(always)]
-fn map_row<S: Simd, T: Lanes<S>>(s: S, row: &mut [T], f: impl Fn(T::Vec<S>) -> T::Vec<S>) {
+fn map_row<S: Simd, T: Lanes<S>, F: VecMap<S, T>>(s: S, row: &mut [T], f: F) {
     let (head, tail) = T::as_mut_simd(row);
     for v in head {
-        *v = f(*v);
+        *v = f.apply(s, *v);
     }
     if !tail.is_empty() {
-        let v = f(T::load_partial(s, tail));
+        let v = f.apply(s, T::load_partial(s, tail));
         T::store_partial(s, tail, v);
     }
+}
+
+/// exp(-gamma max(0, rn + cn - 2 g)) for one register.
+#[inline(always)]
+fn rbf_vec<S: Simd, T: ExpPoly<S> + ExpConsts>(
+    s: S,
+    g: T::Vec<S>,
+    cn: T::Vec<S>,
+    rn: T::Vec<S>,
+    neg_gamma: T::Vec<S>,
+) -> T::Vec<S> {
+    // squared distance, clamped at 0 against cancellation: |x|^2 + |y|^2 - 2 <x, y>
+    let d2 = T::vmax(
+        s,
+        T::vfma(s, g, T::splat(s, T::from_f64(-2.0)), T::vadd(s, rn, cn)),
+        T::splat(s, T::ZERO),
+    );
+    exp_vec::<S, T>(s, T::vmul(s, d2, neg_gamma))
 }
 
 #[inline(always)]
@@ -139,20 +209,19 @@ fn rbf_row<S: Simd, T: ExpPoly<S> + ExpConsts>(
 ) {
     let rn = T::splat(s, row_norm);
     let neg_gamma = T::splat(s, -gamma);
-    let minus_two = T::splat(s, T::from_f64(-2.0));
-    let zero = T::splat(s, T::ZERO);
-    let f = |g: T::Vec<S>, cn: T::Vec<S>| {
-        // squared distance, clamped at 0 against cancellation: |x|^2 + |y|^2 - 2 <x, y>
-        let d2 = T::vmax(s, T::vfma(s, g, minus_two, T::vadd(s, rn, cn)), zero);
-        exp_vec::<S, T>(s, T::vmul(s, d2, neg_gamma))
-    };
     let (head, tail) = T::as_mut_simd(row);
     let (cn_head, cn_tail) = T::as_simd(col_norms);
     for (v, cn) in head.iter_mut().zip(cn_head) {
-        *v = f(*v, *cn);
+        *v = rbf_vec::<S, T>(s, *v, *cn, rn, neg_gamma);
     }
     if !tail.is_empty() {
-        let v = f(T::load_partial(s, tail), T::load_partial(s, cn_tail));
+        let v = rbf_vec::<S, T>(
+            s,
+            T::load_partial(s, tail),
+            T::load_partial(s, cn_tail),
+            rn,
+            neg_gamma,
+        );
         T::store_partial(s, tail, v);
     }
 }
@@ -178,11 +247,11 @@ fn cosine_row<S: Simd, T: Lanes<S>>(s: S, row: &mut [T], row_inv: T, col_inv: &[
 /// exp over a slice.
 #[inline(always)]
 pub(crate) fn exp_slice<S: Simd, T: ExpPoly<S> + ExpConsts>(s: S, x: &mut [T]) {
-    map_row::<S, T>(s, x, |v| exp_vec::<S, T>(s, v));
+    map_row(s, x, ExpOp);
 }
 
 /// tanh over a slice.
 #[inline(always)]
 pub(crate) fn tanh_slice<S: Simd, T: ExpPoly<S> + ExpConsts>(s: S, x: &mut [T]) {
-    map_row::<S, T>(s, x, |v| tanh_vec::<S, T>(s, v));
+    map_row(s, x, TanhOp);
 }

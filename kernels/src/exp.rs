@@ -61,27 +61,25 @@ impl<S: Simd> ExpPoly<S> for f32 {
     #[inline(always)]
     fn exp_reduced(s: S, r: S::f32s) -> S::f32s {
         // Cephes expf: e^r = 1 + r + r^2 P(r).
-        let c = |v: f32| s.splat_f32s(v);
-        let mut p = c(1.987_569_1e-4);
-        p = s.mul_add_e_f32s(p, r, c(1.398_2e-3));
-        p = s.mul_add_e_f32s(p, r, c(8.333_452e-3));
-        p = s.mul_add_e_f32s(p, r, c(4.166_579_6e-2));
-        p = s.mul_add_e_f32s(p, r, c(1.666_666_5e-1));
-        p = s.mul_add_e_f32s(p, r, c(5.000_000_1e-1));
+        let mut p = s.splat_f32s(1.987_569_1e-4);
+        p = s.mul_add_e_f32s(p, r, s.splat_f32s(1.398_2e-3));
+        p = s.mul_add_e_f32s(p, r, s.splat_f32s(8.333_452e-3));
+        p = s.mul_add_e_f32s(p, r, s.splat_f32s(4.166_579_6e-2));
+        p = s.mul_add_e_f32s(p, r, s.splat_f32s(1.666_666_5e-1));
+        p = s.mul_add_e_f32s(p, r, s.splat_f32s(5.000_000_1e-1));
         let r2 = s.mul_f32s(r, r);
-        s.add_f32s(s.mul_add_e_f32s(p, r2, r), c(1.0))
+        s.add_f32s(s.mul_add_e_f32s(p, r2, r), s.splat_f32s(1.0))
     }
 
     #[inline(always)]
     fn tanh_small(s: S, z: S::f32s) -> S::f32s {
         // Cephes tanhf: z + z^3 P(z^2).
-        let c = |v: f32| s.splat_f32s(v);
         let z2 = s.mul_f32s(z, z);
-        let mut p = c(-5.704_988_7e-3);
-        p = s.mul_add_e_f32s(p, z2, c(2.063_908_8e-2));
-        p = s.mul_add_e_f32s(p, z2, c(-5.373_971_6e-2));
-        p = s.mul_add_e_f32s(p, z2, c(1.333_144_2e-1));
-        p = s.mul_add_e_f32s(p, z2, c(-3.333_328_2e-1));
+        let mut p = s.splat_f32s(-5.704_988_7e-3);
+        p = s.mul_add_e_f32s(p, z2, s.splat_f32s(2.063_908_8e-2));
+        p = s.mul_add_e_f32s(p, z2, s.splat_f32s(-5.373_971_6e-2));
+        p = s.mul_add_e_f32s(p, z2, s.splat_f32s(1.333_144_2e-1));
+        p = s.mul_add_e_f32s(p, z2, s.splat_f32s(-3.333_328_2e-1));
         s.mul_add_e_f32s(s.mul_f32s(p, z2), z, z)
     }
 }
@@ -118,14 +116,13 @@ impl<S: Simd> ExpPoly<S> for f64 {
     #[inline(always)]
     fn tanh_small(s: S, z: S::f64s) -> S::f64s {
         // Cephes tanh: z + z^3 P(z^2) / Q(z^2).
-        let c = |v: f64| s.splat_f64s(v);
         let z2 = s.mul_f64s(z, z);
-        let mut p = c(-9.643_991_794_250_523e-1);
-        p = s.mul_add_e_f64s(p, z2, c(-9.928_772_310_019_186e1));
-        p = s.mul_add_e_f64s(p, z2, c(-1.614_687_684_417_084_5e3));
-        let mut q = s.add_f64s(z2, c(1.128_116_784_916_329_3e2));
-        q = s.mul_add_e_f64s(q, z2, c(2.235_488_390_601_004_6e3));
-        q = s.mul_add_e_f64s(q, z2, c(4.844_063_053_251_255e3));
+        let mut p = s.splat_f64s(-9.643_991_794_250_523e-1);
+        p = s.mul_add_e_f64s(p, z2, s.splat_f64s(-9.928_772_310_019_186e1));
+        p = s.mul_add_e_f64s(p, z2, s.splat_f64s(-1.614_687_684_417_084_5e3));
+        let mut q = s.add_f64s(z2, s.splat_f64s(1.128_116_784_916_329_3e2));
+        q = s.mul_add_e_f64s(q, z2, s.splat_f64s(2.235_488_390_601_004_6e3));
+        q = s.mul_add_e_f64s(q, z2, s.splat_f64s(4.844_063_053_251_255e3));
         let ratio = s.div_f64s(s.mul_f64s(p, z2), q);
         s.mul_add_e_f64s(ratio, z, z)
     }

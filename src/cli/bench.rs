@@ -1,0 +1,245 @@
+//! `mmfuse bench gram`: our assembly against faer's plain GEMM on the same shape, same run.
+
+use super::gram::Dtype;
+use crate::error::{Error, Result};
+use crate::gram::{cross_gram, gram, GramOptions, Kernel};
+use crate::matrix::Matrix;
+use crate::scalar::Real;
+use crate::util::SplitMix64;
+use clap::{Args, Subcommand};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par};
+use std::time::Instant;
+
+/// `mmfuse bench ...`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to time.
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Gram assembly vs faer's full GEMM X X^T on random data.
+    Gram(BenchGramArgs),
+}
+
+/// `mmfuse bench gram`.
+#[derive(Debug, Args)]
+pub struct BenchGramArgs {
+    /// Number of points.
+    #[arg(long, default_value_t = 4096)]
+    pub n: usize,
+    /// Number of features.
+    #[arg(long, default_value_t = 300)]
+    pub d: usize,
+    /// Cross kernel K(X, Y) with Y of M points instead of the symmetric K(X, X).
+    #[arg(long)]
+    pub m: Option<usize>,
+    /// Kernel name or spec (`rbf`, `rbf:gamma=0.01`, ...); gamma defaults to 1/d.
+    #[arg(long, default_value = "rbf")]
+    pub kernel: String,
+    /// Element type.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: Dtype,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Tile size.
+    #[arg(long, default_value_t = 256)]
+    pub tile: usize,
+    /// Timed runs (the median is reported), after one warm-up run.
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Seed of the random data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measurement.
+#[derive(Debug, Clone)]
+pub struct GramBenchResult {
+    /// Rows of X.
+    pub n: usize,
+    /// Columns of X.
+    pub d: usize,
+    /// Rows of Y for a cross kernel.
+    pub m: Option<usize>,
+    /// Kernel spec.
+    pub kernel: String,
+    /// "f32" / "f64".
+    pub dtype: &'static str,
+    /// Threads used.
+    pub threads: usize,
+    /// Median seconds of our assembly.
+    pub seconds: f64,
+    /// Effective GFLOP/s: n^2 d (symmetric) or 2 n m d (cross) per second.
+    pub gflops: f64,
+    /// Median seconds of faer's full product X X^T (or X Y^T) into a new matrix.
+    pub gemm_seconds: f64,
+    /// GFLOP/s of that product (2 n m d flops).
+    pub gemm_gflops: f64,
+    /// gemm_seconds / seconds.
+    pub ratio_vs_gemm: f64,
+}
+
+impl GramBenchResult {
+    /// The JSON line of `--json`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "bench": "gram",
+            "n": self.n,
+            "d": self.d,
+            "m": self.m,
+            "mode": if self.m.is_some() { "cross" } else { "symmetric" },
+            "kernel": self.kernel,
+            "dtype": self.dtype,
+            "threads": self.threads,
+            "seconds": self.seconds,
+            "gflops": self.gflops,
+            "gemm_seconds": self.gemm_seconds,
+            "gemm_gflops": self.gemm_gflops,
+            "ratio_vs_gemm": self.ratio_vs_gemm,
+        })
+        .to_string()
+    }
+}
+
+pub(crate) fn run(a: BenchArgs) -> Result<()> {
+    match a.what {
+        BenchWhat::Gram(g) => {
+            let r = bench_gram(&g)?;
+            if g.json {
+                println!("{}", r.to_json());
+            } else {
+                println!(
+                    "gram {} {} n={} d={}{} threads={}: {:.4} s, {:.1} GFLOP/s | faer GEMM {:.4} s, {:.1} GFLOP/s | ratio_vs_gemm {:.2}",
+                    r.kernel,
+                    r.dtype,
+                    r.n,
+                    r.d,
+                    r.m.map(|m| format!(" m={m}")).unwrap_or_default(),
+                    r.threads,
+                    r.seconds,
+                    r.gflops,
+                    r.gemm_seconds,
+                    r.gemm_gflops,
+                    r.ratio_vs_gemm
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs one Gram benchmark.
+pub fn bench_gram(a: &BenchGramArgs) -> Result<GramBenchResult> {
+    if a.n == 0 || a.d == 0 || a.m == Some(0) {
+        return Err(Error::Empty("bench needs n, d (and m) >= 1".into()));
+    }
+    if a.runs == 0 {
+        return Err(Error::param("runs", "must be >= 1"));
+    }
+    let kernel: Kernel = a.kernel.parse()?;
+    let opts = GramOptions {
+        tile: a.tile,
+        threads: a.threads,
+    };
+    opts.validate()?;
+    match a.dtype {
+        Dtype::F32 => bench_typed::<f32>(a, &kernel, &opts),
+        Dtype::F64 => bench_typed::<f64>(a, &kernel, &opts),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn bench_typed<T: Real>(a: &BenchGramArgs, kernel: &Kernel, opts: &GramOptions) -> Result<GramBenchResult> {
+    let mut rng = SplitMix64::new(a.seed);
+    let random = |rows: usize, rng: &mut SplitMix64| {
+        Matrix::from_vec(
+            rows,
+            a.d,
+            (0..rows * a.d).map(|_| T::from_f64(rng.next_f64() * 2.0 - 1.0)).collect(),
+        )
+    };
+    let x = random(a.n, &mut rng)?;
+    let y = match a.m {
+        Some(m) => Some(random(m, &mut rng)?),
+        None => None,
+    };
+    let cols = y.as_ref().map_or(a.n, |y| y.nrows());
+    let (ours, gemm, threads) = opts.install(|| -> Result<(Vec<f64>, Vec<f64>, usize)> {
+        let threads = rayon::current_num_threads();
+        let inner = GramOptions {
+            threads: None,
+            ..*opts
+        };
+        let run_ours = || -> Result<f64> {
+            let t = Instant::now();
+            let k = match &y {
+                None => gram(x.as_mat_ref(), kernel, &inner)?,
+                Some(y) => cross_gram(x.as_mat_ref(), y.as_mat_ref(), kernel, &inner)?,
+            };
+            let s = t.elapsed().as_secs_f64();
+            std::hint::black_box(&k);
+            Ok(s)
+        };
+        let rhs = y.as_ref().unwrap_or(&x);
+        let run_gemm = || -> f64 {
+            let t = Instant::now();
+            // A fresh output, as our assembly allocates its own.
+            let mut c = Mat::<T>::zeros(a.n, cols);
+            matmul(
+                c.as_mut(),
+                Accum::Replace,
+                x.as_mat_ref(),
+                rhs.as_mat_ref().transpose(),
+                T::ONE,
+                Par::rayon(threads),
+            );
+            let s = t.elapsed().as_secs_f64();
+            std::hint::black_box(&c);
+            s
+        };
+        run_ours()?;
+        run_gemm();
+        let mut ours = Vec::new();
+        let mut gemm = Vec::new();
+        // Interleave so that both see the same machine state (frequency, other load).
+        for _ in 0..a.runs {
+            ours.push(run_ours()?);
+            gemm.push(run_gemm());
+        }
+        Ok((ours, gemm, threads))
+    })??;
+    let seconds = median(ours);
+    let gemm_seconds = median(gemm);
+    let (n, d) = (a.n as f64, a.d as f64);
+    let flops = match a.m {
+        None => n * n * d,
+        Some(m) => 2.0 * n * m as f64 * d,
+    };
+    let gemm_flops = 2.0 * n * cols as f64 * d;
+    Ok(GramBenchResult {
+        n: a.n,
+        d: a.d,
+        m: a.m,
+        kernel: kernel.to_string(),
+        dtype: T::DTYPE_SHORT,
+        threads,
+        seconds,
+        gflops: flops / seconds / 1e9,
+        gemm_seconds,
+        gemm_gflops: gemm_flops / gemm_seconds / 1e9,
+        ratio_vs_gemm: gemm_seconds / seconds,
+    })
+}

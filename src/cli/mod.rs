@@ -1,0 +1,57 @@
+//! The `mmfuse` command line (feature `cli`). The argument structs are public so that other
+//! tools (and the fuzz targets) can parse command lines exactly as the binary does.
+
+mod bench;
+mod gram;
+
+use crate::error::Error;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub use bench::{BenchArgs, BenchGramArgs, BenchWhat};
+pub use gram::GramArgs;
+
+/// mmfuse: Gram matrices, p-norm multiple kernel learning and low-rank multimodal fusion.
+#[derive(Debug, Parser)]
+#[command(name = "mmfuse", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute a kernel (Gram) matrix K(X, X) or K(X, Y) from .npy / .npz / .csv data.
+    Gram(GramArgs),
+    /// Time the engine against faer's plain GEMM on synthetic data.
+    Bench(BenchArgs),
+}
+
+/// Parses `std::env::args`, runs the command, prints errors as `error: ...` on stderr and
+/// returns exit code 0 on success, 1 on a failed command, 2 on bad usage (clap's).
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Gram(a) => gram::run(a),
+        Command::Bench(a) => bench::run(a),
+    }
+}
