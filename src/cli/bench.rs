@@ -27,8 +27,11 @@ pub enum BenchWhat {
 }
 
 /// `mmfuse bench gram`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BenchGramArgs {
+    /// Time on this data file (.npy/.npz/.csv) instead of random data; sets n and d.
+    #[arg(long)]
+    pub input: Option<std::path::PathBuf>,
     /// Number of points.
     #[arg(long, default_value_t = 4096)]
     pub n: usize,
@@ -163,6 +166,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn bench_typed<T: Real>(a: &BenchGramArgs, kernel: &Kernel, opts: &GramOptions) -> Result<GramBenchResult> {
+    if let Some(path) = &a.input {
+        let x: Matrix<T> = crate::io::read_matrix(path)?;
+        let a = BenchGramArgs {
+            input: None,
+            n: x.nrows(),
+            d: x.ncols(),
+            ..a.clone()
+        };
+        return bench_on::<T>(&a, kernel, opts, x);
+    }
     let mut rng = SplitMix64::new(a.seed);
     let random = |rows: usize, rng: &mut SplitMix64| {
         Matrix::from_vec(
@@ -172,6 +185,23 @@ fn bench_typed<T: Real>(a: &BenchGramArgs, kernel: &Kernel, opts: &GramOptions) 
         )
     };
     let x = random(a.n, &mut rng)?;
+    bench_on(a, kernel, opts, x)
+}
+
+fn bench_on<T: Real>(
+    a: &BenchGramArgs,
+    kernel: &Kernel,
+    opts: &GramOptions,
+    x: Matrix<T>,
+) -> Result<GramBenchResult> {
+    let mut rng = SplitMix64::new(a.seed ^ 0x5EED);
+    let random = |rows: usize, rng: &mut SplitMix64| {
+        Matrix::from_vec(
+            rows,
+            a.d,
+            (0..rows * a.d).map(|_| T::from_f64(rng.next_f64() * 2.0 - 1.0)).collect(),
+        )
+    };
     let y = match a.m {
         Some(m) => Some(random(m, &mut rng)?),
         None => None,

@@ -1,0 +1,39 @@
+//! Kernel specs, normalisation names and whole command lines: parsing never panics, and what
+//! parses round-trips through its printed form.
+#![no_main]
+
+use clap::Parser;
+use libfuzzer_sys::fuzz_target;
+use mmfuse::cli::{BenchWhat, Cli, Command};
+use mmfuse::gram::{Kernel, Normalization};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    // A kernel spec on its own.
+    if let Ok(k) = text.parse::<Kernel>() {
+        let printed = k.to_string();
+        let again: Kernel = printed
+            .parse()
+            .unwrap_or_else(|e| panic!("`{printed}` (from `{text}`) does not parse back: {e}"));
+        assert_eq!(again, k, "round trip of `{text}` via `{printed}`");
+        let _ = k.resolve(text.len());
+    }
+    let _ = text.parse::<Normalization>();
+    // A command line: arguments separated by NUL bytes.
+    let args = std::iter::once("mmfuse").chain(text.split('\0'));
+    if let Ok(cli) = Cli::try_parse_from(args) {
+        match cli.command {
+            Command::Gram(g) => {
+                let _ = g.kernel_spec();
+                let _ = g.normalize.parse::<Normalization>();
+            }
+            Command::Bench(b) => match b.what {
+                BenchWhat::Gram(g) => {
+                    let _ = g.kernel.parse::<Kernel>();
+                }
+            },
+        }
+    }
+});
