@@ -1,7 +1,7 @@
 //! Rows of a kernel matrix on demand, without the full n x n matrix (an n = 100k f64 Gram
 //! matrix is 80 GB): the solvers ask for the rows they need.
 
-use super::assemble::{assemble_cross, GramOptions};
+use super::assemble::{assemble_cross, aux_of, GramOptions};
 use super::input::{rows_of, Rows};
 use super::normalize::{Normalization, TrainStats};
 use super::spec::Kernel;
@@ -135,9 +135,16 @@ impl<T: Real> RowSource<T> for KernelRows<T> {
         };
         self.opts
             .install(|| assemble_cross(&sub, &all, &self.kernel, self.opts.tile, out))?;
-        // Exact values where the full matrix has them exactly.
+        // Exact values where the full matrix has them exactly (as `assemble::fix_diagonal`
+        // sets them): 1 for rbf and laplacian, and 1 for cosine where the point's reciprocal
+        // norm (the epilogue's, computed the same way) is non-zero.
+        let cosine_inv = match self.kernel {
+            Kernel::Cosine => aux_of(&self.kernel, &sub.data, sub.n, d),
+            _ => Vec::new(),
+        };
         for (r, &i) in idx.iter().enumerate() {
-            if self.kernel.unit_self_similarity() {
+            let cosine_one = cosine_inv.get(r).is_some_and(|&v| v != T::ZERO);
+            if self.kernel.unit_self_similarity() || cosine_one {
                 out[r * self.n + i] = T::ONE;
             }
         }
