@@ -1,6 +1,9 @@
 //! The engine's own `unsafe` (the shared output pointer of the tiled assembly, borrowing
 //! contiguous faer views as slices) on tiny inputs with tiny tiles, so that Miri checks every
-//! tile, mirror and edge case: `cargo +nightly miri test --test miri`.
+//! tile, mirror and edge case:
+//! `MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-ignore-leaks" cargo +nightly miri test --test miri`.
+//! (Tree borrows and ignored leaks because of rayon's crossbeam-epoch, which violates stacked
+//! borrows inside its own code and leaks its thread-pool state at exit.)
 
 use mmfuse::gram::{cross_gram, gram, GramOptions, Kernel};
 use mmfuse::Matrix;
