@@ -2,7 +2,15 @@
 
 /// A real floating-point type the engine works in (`f32` or `f64`); sealed.
 pub trait Real:
-    faer::traits::RealField + mmfuse_kernels::Float + Copy + Send + Sync + std::fmt::Debug + std::fmt::Display + 'static + sealed::Sealed
+    faer::traits::RealField
+    + mmfuse_kernels::Float
+    + Copy
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + std::fmt::Display
+    + 'static
+    + sealed::Sealed
 {
     /// Machine epsilon (unit roundoff times two).
     const EPSILON: Self;

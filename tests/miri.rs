@@ -9,8 +9,14 @@ use mmfuse::gram::{cross_gram, gram, GramOptions, Kernel};
 use mmfuse::Matrix;
 
 fn data(n: usize, d: usize, seed: f64) -> Matrix<f64> {
-    Matrix::from_vec(n, d, (0..n * d).map(|v| ((v as f64 + seed) * 0.731).sin()).collect())
-        .expect("shape")
+    Matrix::from_vec(
+        n,
+        d,
+        (0..n * d)
+            .map(|v| ((v as f64 + seed) * 0.731).sin())
+            .collect(),
+    )
+    .expect("shape")
 }
 
 #[test]

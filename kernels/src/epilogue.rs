@@ -54,6 +54,8 @@ impl<T> Epilogue<T> {
 /// No closures here or below: a closure body is a separate function that does not inherit the
 /// target features of pulp's `with_simd`, so its intrinsics would become calls (measured: 13x
 /// slower on AVX2).
+// Rows of a strided tile are handed out one index at a time (no row iterator).
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 pub(crate) fn apply_tile<S: Simd, T: ExpPoly<S> + ExpConsts>(
     s: S,
@@ -74,7 +76,15 @@ pub(crate) fn apply_tile<S: Simd, T: ExpPoly<S> + ExpConsts>(
                 gamma,
                 coef0,
                 degree,
-            } => map_row(s, row, PolyOp { gamma, coef0, degree }),
+            } => map_row(
+                s,
+                row,
+                PolyOp {
+                    gamma,
+                    coef0,
+                    degree,
+                },
+            ),
             Epilogue::Sigmoid { gamma, coef0 } => map_row(s, row, SigmoidOp { gamma, coef0 }),
             Epilogue::Rbf { gamma } => rbf_row::<S, T>(s, row, row_aux[i], col_aux, gamma),
             Epilogue::Cosine => cosine_row::<S, T>(s, row, row_aux[i], col_aux),
@@ -157,7 +167,11 @@ fn powi<S: Simd, T: Lanes<S>>(s: S, v: T::Vec<S>, degree: u32) -> T::Vec<S> {
     while d > 0 {
         if d & 1 == 1 {
             // Skip the multiplication by 1 so degree 1 returns v exactly.
-            result = if first { base } else { T::vmul(s, result, base) };
+            result = if first {
+                base
+            } else {
+                T::vmul(s, result, base)
+            };
             first = false;
         }
         d >>= 1;

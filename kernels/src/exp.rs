@@ -20,6 +20,10 @@
 //! Cephes odd polynomial (f32) or rational function (f64), which keep the relative error small
 //! near 0 where the exp form would cancel. `tanh(NaN) = NaN`, `tanh(+-inf) = +-1`.
 
+// The polynomial coefficients are kept digit for digit as published (Cephes), even where the
+// literal has more digits than the type holds.
+#![allow(clippy::excessive_precision)]
+
 use crate::simd::Lanes;
 use pulp::Simd;
 

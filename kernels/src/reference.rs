@@ -35,6 +35,8 @@ pub fn sq_norms<T: Float>(x: &[T], d: usize, out: &mut [T]) {
 
 /// The epilogue, element by element, in the element type (`powi` by repeated multiplication,
 /// exp and tanh from the standard library).
+// Rows of a strided tile are handed out one index at a time (no row iterator).
+#[allow(clippy::needless_range_loop)]
 pub fn apply_epilogue<T: Float>(
     tile: &mut TileMut<'_, T>,
     ep: &Epilogue<T>,

@@ -132,13 +132,8 @@ pub fn transpose_into<T: Copy>(src: &TileMut<'_, T>, dst: &mut TileMut<'_, T>) {
     while i0 < m {
         let i1 = (i0 + B).min(m);
         // The block's source rows, fetched once.
-        let rows: [&[T]; B] = core::array::from_fn(|k| {
-            if i0 + k < i1 {
-                src.row(i0 + k)
-            } else {
-                &[]
-            }
-        });
+        let rows: [&[T]; B] =
+            core::array::from_fn(|k| if i0 + k < i1 { src.row(i0 + k) } else { &[] });
         let rows = &rows[..i1 - i0];
         for j in 0..n {
             let out = &mut dst.row_mut(j)[i0..i1];

@@ -107,7 +107,7 @@ fn exp_f64_max_error_whole_range() {
 
 #[test]
 fn exp_special_values() {
-    let mut v32 = [
+    let v32 = [
         f32::NAN,
         f32::NEG_INFINITY,
         f32::INFINITY,
@@ -134,7 +134,7 @@ fn exp_special_values() {
         assert_eq!(v32[10], f32::INFINITY);
     }
 
-    let mut v64 = [
+    let v64 = [
         f64::NAN,
         f64::NEG_INFINITY,
         f64::INFINITY,

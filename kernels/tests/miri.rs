@@ -20,7 +20,10 @@ fn strided_tiles_from_raw_parts_stay_in_their_rows() {
         right.row_mut(i).iter_mut().for_each(|v| *v *= 2.0);
     }
     assert_eq!(&m[..6], &[-1.0, -1.0, -1.0, 6.0, 8.0, 10.0]);
-    assert_eq!(&m[12..], &(12..24).map(|v| v as f64).collect::<Vec<_>>()[..]);
+    assert_eq!(
+        &m[12..],
+        &(12..24).map(|v| v as f64).collect::<Vec<_>>()[..]
+    );
 }
 
 #[test]

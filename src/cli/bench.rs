@@ -165,7 +165,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench_typed<T: Real>(a: &BenchGramArgs, kernel: &Kernel, opts: &GramOptions) -> Result<GramBenchResult> {
+fn bench_typed<T: Real>(
+    a: &BenchGramArgs,
+    kernel: &Kernel,
+    opts: &GramOptions,
+) -> Result<GramBenchResult> {
     if let Some(path) = &a.input {
         let x: Matrix<T> = crate::io::read_matrix(path)?;
         let a = BenchGramArgs {
@@ -181,7 +185,9 @@ fn bench_typed<T: Real>(a: &BenchGramArgs, kernel: &Kernel, opts: &GramOptions) 
         Matrix::from_vec(
             rows,
             a.d,
-            (0..rows * a.d).map(|_| T::from_f64(rng.next_f64() * 2.0 - 1.0)).collect(),
+            (0..rows * a.d)
+                .map(|_| T::from_f64(rng.next_f64() * 2.0 - 1.0))
+                .collect(),
         )
     };
     let x = random(a.n, &mut rng)?;
@@ -199,7 +205,9 @@ fn bench_on<T: Real>(
         Matrix::from_vec(
             rows,
             a.d,
-            (0..rows * a.d).map(|_| T::from_f64(rng.next_f64() * 2.0 - 1.0)).collect(),
+            (0..rows * a.d)
+                .map(|_| T::from_f64(rng.next_f64() * 2.0 - 1.0))
+                .collect(),
         )
     };
     let y = match a.m {

@@ -1,7 +1,9 @@
 //! `mmfuse gram`.
 
 use crate::error::{Error, Result};
-use crate::gram::{cross_gram, gram, self_similarities, GramOptions, Kernel, Normalization, TrainStats};
+use crate::gram::{
+    cross_gram, gram, self_similarities, GramOptions, Kernel, Normalization, TrainStats,
+};
 use crate::io::{read_matrix_dyn, write_matrix_npy, DynMatrix};
 use crate::matrix::Matrix;
 use crate::scalar::Real;
@@ -19,7 +21,8 @@ pub enum Dtype {
 
 /// `mmfuse gram`: compute K(X, X), or K(X, Y) with `--against`, and write it as .npy.
 #[derive(Debug, Args)]
-#[command(after_help = "Kernels (scikit-learn's pairwise_kernels definitions and defaults):
+#[command(
+    after_help = "Kernels (scikit-learn's pairwise_kernels definitions and defaults):
   linear     <x, y>
   poly       (gamma <x, y> + coef0)^degree      gamma = 1/d, degree = 3, coef0 = 1
   rbf        exp(-gamma ||x - y||^2)             gamma = 1/d
@@ -29,7 +32,8 @@ pub enum Dtype {
 d is the number of features (columns of X).
 
 With --against Y (the training points), the output is K(X, Y) (rows: X) and --normalize uses
-the statistics of K(Y, Y), as a test kernel must be normalised.")]
+the statistics of K(Y, Y), as a test kernel must be normalised."
+)]
 pub struct GramArgs {
     /// Data X (n x d): .npy (f32/f64/int, C or Fortran order), .npz with one array, or .csv.
     #[arg(long)]
@@ -137,8 +141,22 @@ pub(crate) fn run(a: GramArgs) -> Result<()> {
         DynMatrix::F64(_) => Dtype::F64,
     });
     match dtype {
-        Dtype::F32 => compute::<f32>(x.into_real(), y.map(DynMatrix::into_real), &kernel, how, &opts, &a),
-        Dtype::F64 => compute::<f64>(x.into_real(), y.map(DynMatrix::into_real), &kernel, how, &opts, &a),
+        Dtype::F32 => compute::<f32>(
+            x.into_real(),
+            y.map(DynMatrix::into_real),
+            &kernel,
+            how,
+            &opts,
+            &a,
+        ),
+        Dtype::F64 => compute::<f64>(
+            x.into_real(),
+            y.map(DynMatrix::into_real),
+            &kernel,
+            how,
+            &opts,
+            &a,
+        ),
     }
 }
 

@@ -220,7 +220,13 @@ impl<T> SharedOut<T> {
     ///
     /// # Safety
     /// The block must lie inside K, and no other live view may access any of its elements.
-    unsafe fn tile_mut<'a>(&self, i0: usize, j0: usize, rows: usize, cols: usize) -> TileMut<'a, T> {
+    unsafe fn tile_mut<'a>(
+        &self,
+        i0: usize,
+        j0: usize,
+        rows: usize,
+        cols: usize,
+    ) -> TileMut<'a, T> {
         // SAFETY: in bounds and exclusive by the caller's contract.
         unsafe { TileMut::from_raw_parts(self.ptr.add(i0 * self.ld + j0), rows, cols, self.ld) }
     }
@@ -267,13 +273,17 @@ unsafe fn compute_block<T: Real>(
         let lhs = MatRef::from_row_major_slice(xs, rows, d);
         let rhs = MatRef::from_row_major_slice(ys, cols, d).transpose();
         // SAFETY: as above; the view is dropped at the end of the statement.
-        matmul(unsafe { out.mat_mut(i0, j0, rows, cols) }, Accum::Replace, lhs, rhs, T::ONE, Par::Seq);
+        matmul(
+            unsafe { out.mat_mut(i0, j0, rows, cols) },
+            Accum::Replace,
+            lhs,
+            rhs,
+            T::ONE,
+            Par::Seq,
+        );
     }
     let (ra, ca) = if plan.epilogue.needs_aux() {
-        (
-            &plan.row_aux[i0..i0 + rows],
-            &plan.col_aux[j0..j0 + cols],
-        )
+        (&plan.row_aux[i0..i0 + rows], &plan.col_aux[j0..j0 + cols])
     } else {
         (&[][..], &[][..])
     };
@@ -297,7 +307,12 @@ fn plan_for<T: Real>(kernel: &Kernel, x: &Rows<'_, T>, y: Option<&Rows<'_, T>>) 
 }
 
 /// Fills `out` (n x n) with K(X, X).
-pub(crate) fn assemble_symmetric<T: Real>(x: &Rows<'_, T>, kernel: &Kernel, tile: usize, out: &mut [T]) {
+pub(crate) fn assemble_symmetric<T: Real>(
+    x: &Rows<'_, T>,
+    kernel: &Kernel,
+    tile: usize,
+    out: &mut [T],
+) {
     let n = x.n;
     assert_eq!(out.len(), n * n);
     let plan = plan_for(kernel, x, None);

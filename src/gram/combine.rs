@@ -26,7 +26,11 @@ pub fn combine<T: Real>(kernels: &[&Matrix<T>], beta: &[f64]) -> Result<Matrix<T
 }
 
 /// [`combine`] into an existing matrix (overwritten), to reuse its memory across iterations.
-pub fn combine_into<T: Real>(kernels: &[&Matrix<T>], beta: &[f64], out: &mut Matrix<T>) -> Result<()> {
+pub fn combine_into<T: Real>(
+    kernels: &[&Matrix<T>],
+    beta: &[f64],
+    out: &mut Matrix<T>,
+) -> Result<()> {
     if kernels.len() != beta.len() {
         return Err(Error::Shape(format!(
             "{} kernels but {} weights",

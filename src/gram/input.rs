@@ -44,7 +44,8 @@ pub(crate) fn check_finite<T: Real>(data: &[T], d: usize, what: &str) -> Result<
     // The common case (all finite) is one pass with no branches taken.
     if let Some(pos) = data
         .iter()
-        .position(|v| !mmfuse_kernels::Float::to_f64(*v).is_finite()) {
+        .position(|v| !mmfuse_kernels::Float::to_f64(*v).is_finite())
+    {
         return Err(Error::NonFinite {
             what: what.to_string(),
             row: pos / d.max(1),

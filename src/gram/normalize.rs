@@ -206,7 +206,7 @@ impl TrainStats {
         m: usize,
         test_self: Option<&[f64]>,
     ) -> Result<()> {
-        let nt = if m == 0 { 0 } else { data.len() / m };
+        let nt = data.len().checked_div(m).unwrap_or(0);
         self.check_len(m, "columns of the test kernel")?;
         match self.kind {
             Normalization::None => {}

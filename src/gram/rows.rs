@@ -32,7 +32,9 @@ pub trait RowSource<T: Real>: Sync {
 
 fn check_request(idx: &[usize], n: usize, out_len: usize) -> Result<()> {
     if let Some(&bad) = idx.iter().find(|&&i| i >= n) {
-        return Err(Error::Shape(format!("row {bad} requested of a {n} x {n} kernel")));
+        return Err(Error::Shape(format!(
+            "row {bad} requested of a {n} x {n} kernel"
+        )));
     }
     if out_len != idx.len() * n {
         return Err(Error::Shape(format!(
@@ -60,7 +62,9 @@ impl<T: Real> RowSource<T> for Matrix<T> {
         Ok(())
     }
     fn diagonal(&self) -> Result<Vec<T>> {
-        Ok((0..self.nrows().min(self.ncols())).map(|i| self.get(i, i)).collect())
+        Ok((0..self.nrows().min(self.ncols()))
+            .map(|i| self.get(i, i))
+            .collect())
     }
 }
 
@@ -175,11 +179,13 @@ impl<T: Real> RowSource<T> for KernelRows<T> {
                     *o = row[i];
                 }
                 Normalization::UnitDiag => {
-                    *o = if self.self_sim[i] > 0.0 { T::ONE } else { T::ZERO }
+                    *o = if self.self_sim[i] > 0.0 {
+                        T::ONE
+                    } else {
+                        T::ZERO
+                    }
                 }
-                Normalization::Trace => {
-                    *o = T::from_f64(self.self_sim[i] / self.stats.trace_mean)
-                }
+                Normalization::Trace => *o = T::from_f64(self.self_sim[i] / self.stats.trace_mean),
                 Normalization::None => *o = T::from_f64(self.self_sim[i]),
             }
         }

@@ -235,9 +235,9 @@ impl FromStr for Kernel {
         let mut degree = None;
         let mut coef0 = None;
         for kv in params.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = kv.split_once('=').ok_or_else(|| {
-                Error::param("kernel", format!("expected key=value, got `{kv}`"))
-            })?;
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| Error::param("kernel", format!("expected key=value, got `{kv}`")))?;
             let (k, v) = (k.trim(), v.trim());
             let num = |what: &str| -> Result<f64> {
                 v.parse::<f64>()
