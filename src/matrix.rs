@@ -91,6 +91,15 @@ impl<T: Copy> Matrix<T> {
 }
 
 impl<T: Real> Matrix<T> {
+    /// A zero matrix for the engine to fill. Large buffers come fresh from the OS (calloc:
+    /// no zeroing pass) and, on Linux, are marked for transparent huge pages before the first
+    /// write: filling a 64 MB Gram matrix otherwise spends ~15% of its time in 4 KB page faults.
+    pub(crate) fn zeros_for_output(nrows: usize, ncols: usize) -> Self {
+        let m = Matrix::filled(nrows, ncols, T::ZERO);
+        advise_huge_pages(&m.data);
+        m
+    }
+
     /// Copies any faer view (whatever its strides) into a row-major matrix.
     pub fn from_mat_ref(view: MatRef<'_, T>) -> Self {
         let (nrows, ncols) = (view.nrows(), view.ncols());
@@ -113,3 +122,27 @@ impl<T: Real> Matrix<T> {
         MatMut::from_row_major_slice_mut(&mut self.data, self.nrows, self.ncols)
     }
 }
+
+/// Asks the kernel to back the 2 MB-aligned interior of `data` with huge pages (best effort: a
+/// refusal only costs speed). Only worth it, and only done, for buffers of 4 MB or more.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages<T>(data: &[T]) {
+    const HUGE: usize = 2 << 20;
+    let bytes = std::mem::size_of_val(data);
+    if bytes < 2 * HUGE {
+        return;
+    }
+    let start = data.as_ptr() as usize;
+    let aligned = start.next_multiple_of(HUGE);
+    let end = (start + bytes) / HUGE * HUGE;
+    if end > aligned {
+        // SAFETY: madvise only changes how the kernel backs pages of our own live allocation
+        // (the range lies inside `data`); MADV_HUGEPAGE never changes the memory's contents.
+        unsafe {
+            libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages<T>(_data: &[T]) {}

@@ -106,7 +106,7 @@ pub fn gram<T: Real>(x: MatRef<'_, T>, kernel: &Kernel, opts: &GramOptions) -> R
     let kernel = kernel.resolve(rows.d)?;
     opts.validate()?;
     check_alloc::<T>(rows.n, rows.n, "the Gram matrix")?;
-    let mut k = Matrix::filled(rows.n, rows.n, T::ZERO);
+    let mut k = Matrix::zeros_for_output(rows.n, rows.n);
     opts.install(|| assemble_symmetric(&rows, &kernel, opts.tile, k.as_mut_slice()))?;
     Ok(k)
 }
@@ -141,7 +141,7 @@ pub fn cross_gram<T: Real>(
     let kernel = kernel.resolve(xr.d)?;
     opts.validate()?;
     check_alloc::<T>(xr.n, yr.n, "the cross Gram matrix")?;
-    let mut k = Matrix::filled(xr.n, yr.n, T::ZERO);
+    let mut k = Matrix::zeros_for_output(xr.n, yr.n);
     opts.install(|| assemble_cross(&xr, &yr, &kernel, opts.tile, k.as_mut_slice()))?;
     Ok(k)
 }
