@@ -139,7 +139,11 @@ fn advise_huge_pages<T>(data: &[T]) {
         // SAFETY: madvise only changes how the kernel backs pages of our own live allocation
         // (the range lies inside `data`); MADV_HUGEPAGE never changes the memory's contents.
         unsafe {
-            libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
+            libc::madvise(
+                aligned as *mut libc::c_void,
+                end - aligned,
+                libc::MADV_HUGEPAGE,
+            );
         }
     }
 }

@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
                     let _ = g.kernel.parse::<Kernel>();
                 }
             },
+            Command::Demo(_) => {}
         }
     }
 });

@@ -2,14 +2,16 @@
 //! tools (and the fuzz targets) can parse command lines exactly as the binary does.
 
 mod bench;
+mod demo;
 mod gram;
 
 use crate::error::Error;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-pub use bench::{BenchArgs, BenchGramArgs, BenchWhat};
-pub use gram::GramArgs;
+pub use bench::{bench_gram, BenchArgs, BenchGramArgs, BenchWhat, GramBenchResult};
+pub use demo::DemoArgs;
+pub use gram::{Dtype, GramArgs};
 
 /// mmfuse: Gram matrices, p-norm multiple kernel learning and low-rank multimodal fusion.
 #[derive(Debug, Parser)]
@@ -27,6 +29,8 @@ pub enum Command {
     Gram(GramArgs),
     /// Time the engine against faer's plain GEMM on synthetic data.
     Bench(BenchArgs),
+    /// The end-to-end study on simulated three-modality data (writes a report folder).
+    Demo(DemoArgs),
 }
 
 /// Parses `std::env::args`, runs the command, prints errors as `error: ...` on stderr and
@@ -53,5 +57,6 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Gram(a) => gram::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Demo(a) => demo::run(a),
     }
 }

@@ -1,6 +1,7 @@
 //! Gram (kernel) matrices: K(X, X) and K(X, Y) for six kernels, normalisations, weighted
 //! combinations, and rows on demand.
 
+mod analysis;
 mod assemble;
 mod combine;
 mod input;
@@ -8,6 +9,7 @@ mod normalize;
 mod rows;
 mod spec;
 
+pub use analysis::{kernel_target_alignment, median_heuristic_gamma};
 pub use assemble::{cross_gram, gram, GramOptions};
 pub use combine::{combine, combine_into};
 pub use normalize::{normalized_gram, self_similarities, Normalization, TrainStats};
