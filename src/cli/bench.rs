@@ -160,6 +160,17 @@ pub fn bench_gram(a: &BenchGramArgs) -> Result<GramBenchResult> {
     }
 }
 
+/// A `rows x d` matrix of uniform values in [-1, 1).
+fn random_matrix<T: Real>(rows: usize, d: usize, rng: &mut SplitMix64) -> Result<Matrix<T>> {
+    Matrix::from_vec(
+        rows,
+        d,
+        (0..rows * d)
+            .map(|_| T::from_f64(rng.next_f64() * 2.0 - 1.0))
+            .collect(),
+    )
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -181,16 +192,7 @@ fn bench_typed<T: Real>(
         return bench_on::<T>(&a, kernel, opts, x);
     }
     let mut rng = SplitMix64::new(a.seed);
-    let random = |rows: usize, rng: &mut SplitMix64| {
-        Matrix::from_vec(
-            rows,
-            a.d,
-            (0..rows * a.d)
-                .map(|_| T::from_f64(rng.next_f64() * 2.0 - 1.0))
-                .collect(),
-        )
-    };
-    let x = random(a.n, &mut rng)?;
+    let x = random_matrix::<T>(a.n, a.d, &mut rng)?;
     bench_on(a, kernel, opts, x)
 }
 
@@ -201,17 +203,8 @@ fn bench_on<T: Real>(
     x: Matrix<T>,
 ) -> Result<GramBenchResult> {
     let mut rng = SplitMix64::new(a.seed ^ 0x5EED);
-    let random = |rows: usize, rng: &mut SplitMix64| {
-        Matrix::from_vec(
-            rows,
-            a.d,
-            (0..rows * a.d)
-                .map(|_| T::from_f64(rng.next_f64() * 2.0 - 1.0))
-                .collect(),
-        )
-    };
     let y = match a.m {
-        Some(m) => Some(random(m, &mut rng)?),
+        Some(m) => Some(random_matrix(m, a.d, &mut rng)?),
         None => None,
     };
     let cols = y.as_ref().map_or(a.n, |y| y.nrows());
