@@ -48,5 +48,10 @@ pub mod util;
 pub mod cli;
 
 pub use error::{Error, Result};
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use matrix::Matrix;
 pub use scalar::Real;

@@ -100,6 +100,14 @@ simd_op!(L1Op<'a, 'b> { x: &'a [T], d: usize, panel: &'a [T], out: &'a mut TileM
 
 /// `x[i] = exp(x[i])`. Maximum error 2 ulp; `exp(NaN) = NaN`, `exp(-inf) = 0`, subnormal results
 /// rounded, not flushed.
+///
+/// ```
+/// let mut x = [0.0f32, 1.0, f32::NEG_INFINITY];
+/// mmfuse_kernels::exp_inplace(&mut x);
+/// assert_eq!(x[0], 1.0);
+/// assert!((x[1] - core::f32::consts::E).abs() <= 2.0 * f32::EPSILON * core::f32::consts::E);
+/// assert_eq!(x[2], 0.0);
+/// ```
 pub fn exp_inplace<T: Float>(x: &mut [T]) {
     exp_inplace_on(Arch::new(), x)
 }
