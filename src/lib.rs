@@ -41,6 +41,7 @@ pub mod error;
 pub mod gram;
 pub mod io;
 pub mod matrix;
+pub mod mkl;
 pub mod scalar;
 pub mod util;
 

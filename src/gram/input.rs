@@ -55,3 +55,8 @@ pub(crate) fn check_finite<T: Real>(data: &[T], d: usize, what: &str) -> Result<
     }
     Ok(())
 }
+
+/// Errors on the first NaN or infinity of a matrix.
+pub(crate) fn check_finite_matrix<T: Real>(m: &crate::matrix::Matrix<T>, what: &str) -> Result<()> {
+    check_finite(m.as_slice(), m.ncols(), what)
+}

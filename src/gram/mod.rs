@@ -12,6 +12,7 @@ mod spec;
 pub use analysis::{kernel_target_alignment, median_heuristic_gamma};
 pub use assemble::{cross_gram, gram, GramOptions};
 pub use combine::{combine, combine_into};
+pub(crate) use input::check_finite_matrix;
 pub use normalize::{normalized_gram, self_similarities, Normalization, TrainStats};
 pub use rows::{CombinedRows, KernelRows, RowSource};
 pub use spec::{Kernel, DEFAULT_COEF0, DEFAULT_DEGREE};

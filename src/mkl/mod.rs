@@ -1,0 +1,357 @@
+//! p-norm multiple kernel learning (Kloft, Brefeld, Sonnenburg & Zien, JMLR 2011), DESIGN.md
+//! section 3: one weight beta_m >= 0 per kernel under ||beta||_p <= 1, learnt together with an
+//! SVM (hinge loss) or kernel ridge regression (squared loss) by alternating a fixed-beta solve
+//! (SMO, warm-started; or conjugate gradients) with the closed-form beta update, until the
+//! relative duality gap is below `eps`.
+//!
+//! Status: the solver core (this module). Label mapping, multiclass, the CLI and the
+//! benchmarks of issue 3 are not built yet.
+
+mod beta;
+mod ridge;
+mod smo;
+
+use crate::error::{Error, Result};
+use crate::matrix::Matrix;
+use beta::{closed_form_update, dual_exponent, pnorm};
+
+/// The loss of the fixed-beta problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// max(0, 1 - y f): a support vector machine; labels -1 / +1.
+    Hinge,
+    /// 1/2 (f - y)^2: kernel ridge regression; real targets.
+    Squared,
+}
+
+/// Options of [`fit`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct MklOptions {
+    /// Norm of the weight constraint, p >= 1; `f64::INFINITY` gives the unweighted sum kernel.
+    pub p: f64,
+    /// Cost C > 0 of the loss (C = 1/lambda in the lambda-form).
+    pub c: f64,
+    /// Loss.
+    pub loss: Loss,
+    /// Stop when the relative duality gap (P - D) / |P| is at most this.
+    pub eps: f64,
+    /// Initial SMO tolerance on the maximal KKT violation (tightened when the gap needs it).
+    pub tol: f64,
+    /// Maximum number of outer (beta) iterations.
+    pub max_iter: usize,
+    /// Maximum number of SMO steps per fixed-beta solve.
+    pub max_smo_iter: usize,
+}
+
+impl Default for MklOptions {
+    fn default() -> Self {
+        MklOptions {
+            p: 2.0,
+            c: 1.0,
+            loss: Loss::Hinge,
+            eps: 1e-4,
+            tol: 1e-3,
+            max_iter: 200,
+            max_smo_iter: 10_000_000,
+        }
+    }
+}
+
+/// A fitted model: f(x) = sum_i coef_i sum_m beta_m k_m(x_i, x) + bias.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MklFit {
+    /// Kernel weights, ||beta||_p = 1.
+    pub beta: Vec<f64>,
+    /// The same weights as shares summing to 1.
+    pub beta_shares: Vec<f64>,
+    /// Signed coefficients a (hinge: a_i = y_i alpha_i).
+    pub coef: Vec<f64>,
+    /// Bias b.
+    pub bias: f64,
+    /// Primal objective.
+    pub primal: f64,
+    /// Dual objective.
+    pub dual: f64,
+    /// Relative duality gap (P - D) / |P|.
+    pub gap: f64,
+    /// Outer iterations.
+    pub iterations: usize,
+    /// SMO steps (or CG steps for the squared loss) in total.
+    pub smo_iterations: usize,
+    /// Number of non-zero coefficients.
+    pub n_support: usize,
+    /// Whether the gap reached `eps`.
+    pub converged: bool,
+    /// Relative gap after each outer iteration.
+    pub gap_history: Vec<f64>,
+}
+
+impl MklFit {
+    /// Decision values (hinge) or predictions (squared) for test kernels K_m(X_test, X_train)
+    /// (n_test x n_train each, in the order of the training kernels).
+    pub fn decision_function(&self, test_kernels: &[&Matrix<f64>]) -> Result<Vec<f64>> {
+        if test_kernels.len() != self.beta.len() {
+            return Err(Error::Shape(format!(
+                "{} test kernels for a model of {} kernels",
+                test_kernels.len(),
+                self.beta.len()
+            )));
+        }
+        let n_train = self.coef.len();
+        let n_test = test_kernels[0].nrows();
+        for (m, k) in test_kernels.iter().enumerate() {
+            if k.shape() != (n_test, n_train) {
+                return Err(Error::Shape(format!(
+                    "test kernel {m} is {} x {}, expected {n_test} x {n_train} (test x train)",
+                    k.nrows(),
+                    k.ncols()
+                )));
+            }
+            crate::gram::check_finite_matrix(k, &format!("test kernel {m}"))?;
+        }
+        let mut out = vec![self.bias; n_test];
+        for (k, &b) in test_kernels.iter().zip(&self.beta) {
+            if b == 0.0 {
+                continue;
+            }
+            for (t, o) in out.iter_mut().enumerate() {
+                *o += b * k
+                    .row(t)
+                    .iter()
+                    .zip(&self.coef)
+                    .map(|(x, a)| x * a)
+                    .sum::<f64>();
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Checks the training problem: kernels square, same size, finite and symmetric (to 1e-8
+/// relative), with a non-negative diagonal; labels +-1 with both classes (hinge) or finite
+/// (squared); p >= 1, C > 0, eps > 0, tol > 0.
+fn validate(kernels: &[&Matrix<f64>], y: &[f64], o: &MklOptions) -> Result<usize> {
+    let first = kernels
+        .first()
+        .ok_or_else(|| Error::Empty("MKL needs at least one kernel".into()))?;
+    let n = first.nrows();
+    if n < 2 {
+        return Err(Error::Empty(format!(
+            "MKL needs at least 2 samples, got {n}"
+        )));
+    }
+    for (m, k) in kernels.iter().enumerate() {
+        if k.nrows() != k.ncols() {
+            return Err(Error::Shape(format!(
+                "kernel {m} is {} x {}, not square",
+                k.nrows(),
+                k.ncols()
+            )));
+        }
+        if k.nrows() != n {
+            return Err(Error::Shape(format!(
+                "kernel {m} is {0} x {0} but kernel 0 is {n} x {n}",
+                k.nrows()
+            )));
+        }
+        let what = format!("kernel {m}");
+        crate::gram::check_finite_matrix(k, &what)?;
+        let scale = k.as_slice().iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        for i in 0..n {
+            if k.get(i, i) < -1e-12 * scale {
+                return Err(Error::NotPsd(format!(
+                    "{what} has a negative diagonal entry K[{i}][{i}] = {}",
+                    k.get(i, i)
+                )));
+            }
+            for j in 0..i {
+                if (k.get(i, j) - k.get(j, i)).abs() > 1e-8 * scale {
+                    return Err(Error::Shape(format!(
+                        "{what} is not symmetric: K[{i}][{j}] = {} but K[{j}][{i}] = {}",
+                        k.get(i, j),
+                        k.get(j, i)
+                    )));
+                }
+            }
+        }
+    }
+    if y.len() != n {
+        return Err(Error::Shape(format!("{} labels for {n} samples", y.len())));
+    }
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "labels".into(),
+            row: i,
+            col: 0,
+            value: format!("{}", y[i]),
+        });
+    }
+    if o.loss == Loss::Hinge {
+        if let Some(i) = y.iter().position(|&v| v != 1.0 && v != -1.0) {
+            return Err(Error::param(
+                "labels",
+                format!("hinge loss needs labels -1 / +1, label {i} is {}", y[i]),
+            ));
+        }
+        if !(y.contains(&1.0) && y.contains(&-1.0)) {
+            return Err(Error::param("labels", "only one class present"));
+        }
+    }
+    if o.p.is_nan() || o.p < 1.0 {
+        return Err(Error::param("p", format!("must be >= 1, got {}", o.p)));
+    }
+    for (name, v) in [("c", o.c), ("eps", o.eps), ("tol", o.tol)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(Error::param(
+                name,
+                format!("must be finite and > 0, got {v}"),
+            ));
+        }
+    }
+    if o.max_iter == 0 {
+        return Err(Error::param("max_iter", "must be >= 1"));
+    }
+    Ok(n)
+}
+
+/// Primal and dual objectives at coefficients `a` (with per-kernel s_m = a^T K_m a), bias `b`
+/// and combined output f = K_beta a.
+fn objectives(
+    o: &MklOptions,
+    beta: &[f64],
+    s: &[f64],
+    a: &[f64],
+    f: &[f64],
+    b: f64,
+    y: &[f64],
+) -> (f64, f64) {
+    let reg: f64 = 0.5 * beta.iter().zip(s).map(|(bm, sm)| bm * sm).sum::<f64>();
+    let s_pos: Vec<f64> = s.iter().map(|v| v.max(0.0)).collect();
+    let snorm = pnorm(&s_pos, dual_exponent(o.p));
+    match o.loss {
+        Loss::Hinge => {
+            let loss: f64 = f
+                .iter()
+                .zip(y)
+                .map(|(fi, yi)| (1.0 - yi * (fi + b)).max(0.0))
+                .sum();
+            let sum_alpha: f64 = a.iter().zip(y).map(|(ai, yi)| ai * yi).sum();
+            (reg + o.c * loss, sum_alpha - 0.5 * snorm)
+        }
+        Loss::Squared => {
+            let loss: f64 = f.iter().zip(y).map(|(fi, yi)| (fi + b - yi).powi(2)).sum();
+            let ya: f64 = a.iter().zip(y).map(|(ai, yi)| ai * yi).sum();
+            let aa: f64 = a.iter().map(|v| v * v).sum();
+            (reg + 0.5 * o.c * loss, ya - aa / (2.0 * o.c) - 0.5 * snorm)
+        }
+    }
+}
+
+/// Fits lp-norm MKL on precomputed training kernels (n x n each) and targets `y`
+/// (hinge: -1 / +1; squared: real values).
+///
+/// For p = 1 this is the plain update, which converges slowly and cannot revive a weight that
+/// reached 0; the dedicated p = 1 method the issue asks for is not built yet.
+pub fn fit(kernels: &[&Matrix<f64>], y: &[f64], opts: &MklOptions) -> Result<MklFit> {
+    let n = validate(kernels, y, opts)?;
+    let mm = kernels.len();
+    let p = opts.p;
+    let mut beta = if p.is_infinite() {
+        vec![1.0; mm]
+    } else {
+        vec![(mm as f64).powf(-1.0 / p); mm]
+    };
+    let mut smo_state = smo::SmoState::new(n, mm);
+    let mut ridge_state = ridge::RidgeState::new(n);
+    let mut tol = opts.tol;
+    let mut total_steps = 0usize;
+    let mut history = Vec::new();
+    let mut result = None;
+    for iter in 1..=opts.max_iter {
+        // Fixed-beta solve.
+        let (a, b, g) = match opts.loss {
+            Loss::Hinge => {
+                let run = smo::solve(
+                    kernels,
+                    &beta,
+                    y,
+                    opts.c,
+                    tol,
+                    opts.max_smo_iter,
+                    &mut smo_state,
+                );
+                total_steps += run.iterations;
+                if !run.converged && run.iterations >= opts.max_smo_iter {
+                    return Err(Error::NotConverged(format!(
+                        "SMO reached max_smo_iter = {} with KKT violation {:.3e}",
+                        opts.max_smo_iter, run.violation
+                    )));
+                }
+                let f = smo_state.combined_output(&beta);
+                let grad: Vec<f64> = (0..n).map(|i| y[i] * f[i] - 1.0).collect();
+                let b = smo::bias(y, &grad, &smo_state.alpha, opts.c);
+                let a: Vec<f64> = smo_state
+                    .alpha
+                    .iter()
+                    .zip(y)
+                    .map(|(al, yi)| al * yi)
+                    .collect();
+                (a, b, smo_state.g.clone())
+            }
+            Loss::Squared => {
+                let rtol = (tol * 1e-3).max(1e-13);
+                let (a, b, steps) =
+                    ridge::solve(kernels, &beta, y, opts.c, rtol, &mut ridge_state)?;
+                total_steps += steps;
+                let g: Vec<Vec<f64>> = kernels
+                    .iter()
+                    .map(|k| {
+                        (0..n)
+                            .map(|i| k.row(i).iter().zip(&a).map(|(x, y)| x * y).sum())
+                            .collect()
+                    })
+                    .collect();
+                (a, b, g)
+            }
+        };
+        let s: Vec<f64> = g
+            .iter()
+            .map(|gm| gm.iter().zip(&a).map(|(x, y)| x * y).sum())
+            .collect();
+        let f: Vec<f64> = (0..n)
+            .map(|i| beta.iter().zip(&g).map(|(bm, gm)| bm * gm[i]).sum())
+            .collect();
+        let (primal, dual) = objectives(opts, &beta, &s, &a, &f, b, y);
+        let gap = (primal - dual) / primal.abs().max(f64::MIN_POSITIVE);
+        history.push(gap);
+        let converged = gap <= opts.eps;
+        let done = converged || iter == opts.max_iter;
+        if done {
+            let n_support = a.iter().filter(|v| **v != 0.0).count();
+            let total: f64 = beta.iter().sum();
+            result = Some(MklFit {
+                beta_shares: beta.iter().map(|b| b / total).collect(),
+                beta: beta.clone(),
+                coef: a,
+                bias: b,
+                primal,
+                dual,
+                gap,
+                iterations: iter,
+                smo_iterations: total_steps,
+                n_support,
+                converged,
+                gap_history: history.clone(),
+            });
+            break;
+        }
+        // If the fixed-beta solve is the limit (p = inf: beta never changes; otherwise the gap
+        // stopped shrinking), tighten it; SMO resumes from its current alpha.
+        let stalled = history.len() >= 2 && history[history.len() - 2] - gap < 0.1 * gap.abs();
+        if p.is_infinite() || stalled {
+            tol = (tol * 0.1).max(1e-9);
+        }
+        beta = closed_form_update(&beta, &s, p);
+    }
+    result.ok_or_else(|| Error::NotConverged("no iteration ran".into()))
+}
