@@ -35,6 +35,11 @@ fuzz_target!(|data: &[u8]| {
                 }
             },
             Command::Demo(_) => {}
+            Command::Mkl(m) => {
+                if let mmfuse::cli::MklCommand::Fit(f) = m.what {
+                    let _ = mmfuse::cli::parse_p(&f.p);
+                }
+            }
         }
     }
 });

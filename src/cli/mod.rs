@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod gram;
+mod mkl;
 
 use crate::error::Error;
 use clap::{Parser, Subcommand};
@@ -12,6 +13,9 @@ use std::process::ExitCode;
 pub use bench::{bench_gram, BenchArgs, BenchGramArgs, BenchWhat, GramBenchResult};
 pub use demo::DemoArgs;
 pub use gram::{Dtype, GramArgs};
+pub use mkl::{
+    model_from_json, model_json, parse_p, MklArgs, MklCommand, MklFitArgs, MklPredictArgs,
+};
 
 /// mmfuse: Gram matrices, p-norm multiple kernel learning and low-rank multimodal fusion.
 #[derive(Debug, Parser)]
@@ -29,6 +33,8 @@ pub enum Command {
     Gram(GramArgs),
     /// Time the engine against faer's plain GEMM on synthetic data.
     Bench(BenchArgs),
+    /// p-norm multiple kernel learning: fit weights and a model, predict.
+    Mkl(MklArgs),
     /// The end-to-end study on simulated three-modality data (writes a report folder).
     Demo(DemoArgs),
 }
@@ -58,5 +64,6 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Gram(a) => gram::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Mkl(a) => mkl::run(a),
     }
 }

@@ -4,12 +4,15 @@
 //! (SMO, warm-started; or conjugate gradients) with the closed-form beta update, until the
 //! relative duality gap is below `eps`.
 //!
-//! Status: the solver core (this module). Label mapping, multiclass, the CLI and the
-//! benchmarks of issue 3 are not built yet.
+//! [`fit`] is the solver on -1/+1 labels (hinge) or real targets (squared); [`MklModel`] adds
+//! label mapping and one-vs-rest multiclass.
 
 mod beta;
+mod model;
 mod ridge;
 mod smo;
+
+pub use model::MklModel;
 
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
@@ -253,6 +256,16 @@ fn objectives(
 /// For p = 1 this is the plain update, which converges slowly and cannot revive a weight that
 /// reached 0; the dedicated p = 1 method the issue asks for is not built yet.
 pub fn fit(kernels: &[&Matrix<f64>], y: &[f64], opts: &MklOptions) -> Result<MklFit> {
+    fit_with_progress(kernels, y, opts, &mut |_, _, _| {})
+}
+
+/// [`fit`], calling `progress(iteration, relative_gap, beta)` after every outer iteration.
+pub fn fit_with_progress(
+    kernels: &[&Matrix<f64>],
+    y: &[f64],
+    opts: &MklOptions,
+    progress: &mut dyn FnMut(usize, f64, &[f64]),
+) -> Result<MklFit> {
     let n = validate(kernels, y, opts)?;
     let mm = kernels.len();
     let p = opts.p;
@@ -324,6 +337,7 @@ pub fn fit(kernels: &[&Matrix<f64>], y: &[f64], opts: &MklOptions) -> Result<Mkl
         let (primal, dual) = objectives(opts, &beta, &s, &a, &f, b, y);
         let gap = (primal - dual) / primal.abs().max(f64::MIN_POSITIVE);
         history.push(gap);
+        progress(iter, gap, &beta);
         let converged = gap <= opts.eps;
         let done = converged || iter == opts.max_iter;
         if done {
