@@ -33,6 +33,9 @@ fuzz_target!(|data: &[u8]| {
                 BenchWhat::Gram(g) => {
                     let _ = g.kernel.parse::<Kernel>();
                 }
+                BenchWhat::Mkl(m) => {
+                    let _ = mmfuse::cli::parse_p(&m.p);
+                }
             },
             Command::Demo(_) => {}
             Command::Mkl(m) => {

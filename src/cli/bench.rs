@@ -24,6 +24,46 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Gram assembly vs faer's full GEMM X X^T on random data.
     Gram(BenchGramArgs),
+    /// p-norm MKL fit time on synthetic (or given) kernels.
+    Mkl(BenchMklArgs),
+}
+
+/// `mmfuse bench mkl`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchMklArgs {
+    /// Precomputed training kernels (repeat); default: synthetic rbf kernels.
+    #[arg(long = "kernel")]
+    pub kernels: Vec<std::path::PathBuf>,
+    /// Labels for `--kernel` (-1/+1 or any two values).
+    #[arg(long)]
+    pub labels: Option<std::path::PathBuf>,
+    /// Synthetic: number of samples.
+    #[arg(long, default_value_t = 5000)]
+    pub n: usize,
+    /// Synthetic: number of kernels (rbf widths spread over two decades).
+    #[arg(long = "num-kernels", default_value_t = 1)]
+    pub num_kernels: usize,
+    /// Norm p (number or `inf`).
+    #[arg(long, default_value = "2")]
+    pub p: String,
+    /// Cost C.
+    #[arg(long, default_value_t = 1.0)]
+    pub c: f64,
+    /// Relative duality gap.
+    #[arg(long, default_value_t = 1e-4)]
+    pub eps: f64,
+    /// SMO tolerance.
+    #[arg(long, default_value_t = 1e-3)]
+    pub tol: f64,
+    /// Timed runs (median), after one warm-up.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `mmfuse bench gram`.
@@ -115,6 +155,7 @@ impl GramBenchResult {
 
 pub(crate) fn run(a: BenchArgs) -> Result<()> {
     match a.what {
+        BenchWhat::Mkl(m) => super::bench_mkl::run(&m),
         BenchWhat::Gram(g) => {
             let r = bench_gram(&g)?;
             if g.json {

@@ -2,6 +2,7 @@
 //! tools (and the fuzz targets) can parse command lines exactly as the binary does.
 
 mod bench;
+mod bench_mkl;
 mod demo;
 mod gram;
 mod mkl;
@@ -10,7 +11,8 @@ use crate::error::Error;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-pub use bench::{bench_gram, BenchArgs, BenchGramArgs, BenchWhat, GramBenchResult};
+pub use bench::{bench_gram, BenchArgs, BenchGramArgs, BenchMklArgs, BenchWhat, GramBenchResult};
+pub use bench_mkl::synthetic_problem;
 pub use demo::DemoArgs;
 pub use gram::{Dtype, GramArgs};
 pub use mkl::{

@@ -158,25 +158,23 @@ fn validate(kernels: &[&Matrix<f64>], y: &[f64], o: &MklOptions) -> Result<usize
             )));
         }
         let what = format!("kernel {m}");
-        crate::gram::check_finite_matrix(k, &what)?;
-        let scale = k.as_slice().iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        let data = k.as_slice();
+        // For a PSD matrix |K_ij| <= sqrt(K_ii K_jj) <= max_i K_ii: the diagonal sets the scale
+        // of the symmetry tolerance without a pass over the whole matrix.
+        let mut scale = 0.0f64;
         for i in 0..n {
-            if k.get(i, i) < -1e-12 * scale {
+            let v = data[i * n + i];
+            if !v.is_finite() {
+                return Err(non_finite(&what, i, i, v));
+            }
+            if v < 0.0 {
                 return Err(Error::NotPsd(format!(
-                    "{what} has a negative diagonal entry K[{i}][{i}] = {}",
-                    k.get(i, i)
+                    "{what} has a negative diagonal entry K[{i}][{i}] = {v}"
                 )));
             }
-            for j in 0..i {
-                if (k.get(i, j) - k.get(j, i)).abs() > 1e-8 * scale {
-                    return Err(Error::Shape(format!(
-                        "{what} is not symmetric: K[{i}][{j}] = {} but K[{j}][{i}] = {}",
-                        k.get(i, j),
-                        k.get(j, i)
-                    )));
-                }
-            }
+            scale = scale.max(v);
         }
+        check_symmetric_finite(data, n, 1e-8 * scale.max(f64::MIN_POSITIVE), &what)?;
     }
     if y.len() != n {
         return Err(Error::Shape(format!("{} labels for {n} samples", y.len())));
@@ -215,6 +213,57 @@ fn validate(kernels: &[&Matrix<f64>], y: &[f64], o: &MklOptions) -> Result<usize
         return Err(Error::param("max_iter", "must be >= 1"));
     }
     Ok(n)
+}
+
+fn non_finite(what: &str, row: usize, col: usize, v: f64) -> Error {
+    Error::NonFinite {
+        what: what.to_string(),
+        row,
+        col,
+        value: format!("{v}"),
+    }
+}
+
+/// One pass over the off-diagonal pairs, in 32 x 32 blocks and their mirrors (both read a
+/// cache line at a time): every entry finite and |K_ij - K_ji| <= tol.
+fn check_symmetric_finite(data: &[f64], n: usize, tol: f64, what: &str) -> Result<()> {
+    const B: usize = 32;
+    for i0 in (0..n).step_by(B) {
+        let i1 = (i0 + B).min(n);
+        for j0 in (0..i1).step_by(B) {
+            for i in i0..i1 {
+                let j1 = (j0 + B).min(i);
+                if j1 <= j0 {
+                    continue;
+                }
+                let row = &data[i * n + j0..i * n + j1];
+                let mut bad = false;
+                for (jj, &a) in row.iter().enumerate() {
+                    let b = data[(j0 + jj) * n + i];
+                    // NaN fails the comparison too.
+                    bad |= !((a - b).abs() <= tol);
+                }
+                if bad {
+                    for (jj, &a) in row.iter().enumerate() {
+                        let j = j0 + jj;
+                        let b = data[j * n + i];
+                        if !a.is_finite() {
+                            return Err(non_finite(what, i, j, a));
+                        }
+                        if !b.is_finite() {
+                            return Err(non_finite(what, j, i, b));
+                        }
+                        if (a - b).abs() > tol {
+                            return Err(Error::Shape(format!(
+                                "{what} is not symmetric: K[{i}][{j}] = {a} but K[{j}][{i}] = {b}"
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Primal and dual objectives at coefficients `a` (with per-kernel s_m = a^T K_m a), bias `b`

@@ -210,9 +210,11 @@ pub(crate) fn solve(
         for t in 0..n {
             grad[t] += y[t] * (row_i[t] * dai + row_j[t] * daj);
         }
-        for &(m, _) in &active {
-            let (ki, kj) = (kernels[m].row(i), kernels[m].row(j));
-            for ((g, a), b) in state.g[m].iter_mut().zip(ki).zip(kj) {
+        // Every kernel's output, including those of weight 0: s_m = a^T g_m enters the dual
+        // norm ||s||_{p*} and the beta update whatever beta_m is, so g_m must follow a.
+        for (k, gm) in kernels.iter().zip(state.g.iter_mut()) {
+            let (ki, kj) = (k.row(i), k.row(j));
+            for ((g, a), b) in gm.iter_mut().zip(ki).zip(kj) {
                 *g += a * dai + b * daj;
             }
         }
