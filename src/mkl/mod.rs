@@ -240,8 +240,8 @@ fn check_symmetric_finite(data: &[f64], n: usize, tol: f64, what: &str) -> Resul
                 let mut bad = false;
                 for (jj, &a) in row.iter().enumerate() {
                     let b = data[(j0 + jj) * n + i];
-                    // NaN fails the comparison too.
-                    bad |= !((a - b).abs() <= tol);
+                    let diff = (a - b).abs();
+                    bad |= diff.is_nan() | (diff > tol);
                 }
                 if bad {
                     for (jj, &a) in row.iter().enumerate() {
