@@ -503,7 +503,7 @@ fn rel_err(a: f64, b: f64) -> f64 {
 
 /// beta >= 0, ||beta||_p = 1 to 1e-12, shares sum to 1, gap >= -1e-12.
 fn check_beta_and_gap(f: &MklFit, p: f64, eps: f64) -> Result<(), String> {
-    if f.beta.iter().any(|&b| !(b >= 0.0)) {
+    if f.beta.iter().any(|&b| b.is_nan() || b < 0.0) {
         return Err(format!("negative or NaN beta {:?}", f.beta));
     }
     let nrm = qnorm(&f.beta, p);
@@ -511,10 +511,10 @@ fn check_beta_and_gap(f: &MklFit, p: f64, eps: f64) -> Result<(), String> {
         return Err(format!("||beta||_{p} = {nrm} (beta {:?})", f.beta));
     }
     let share_sum: f64 = f.beta_shares.iter().sum();
-    if (share_sum - 1.0).abs() > 1e-12 || f.beta_shares.iter().any(|&s| !(s >= 0.0)) {
+    if (share_sum - 1.0).abs() > 1e-12 || f.beta_shares.iter().any(|&s| s.is_nan() || s < 0.0) {
         return Err(format!("beta shares {:?}", f.beta_shares));
     }
-    if !(f.gap >= -1e-12) {
+    if f.gap.is_nan() || f.gap < -1e-12 {
         return Err(format!("gap {} < -1e-12", f.gap));
     }
     let last = *f.gap_history.last().ok_or("empty gap history")?;
@@ -528,7 +528,7 @@ fn check_beta_and_gap(f: &MklFit, p: f64, eps: f64) -> Result<(), String> {
             f.iterations
         ));
     }
-    if f.converged && !(last <= eps) {
+    if f.converged && (last.is_nan() || last > eps) {
         return Err(format!("converged with gap {last} > eps {eps}"));
     }
     if !f.primal.is_finite() || !f.dual.is_finite() {
@@ -576,7 +576,7 @@ fn check_decision(f: &MklFit, kernels: &[&Matrix<f64>]) -> Result<(), String> {
     if dec.len() != n {
         return Err(format!("{} decision values for {n} samples", dec.len()));
     }
-    for i in 0..n {
+    for (i, &got) in dec.iter().enumerate() {
         let mut v = f.bias;
         let mut mag = f.bias.abs();
         for (k, &b) in kernels.iter().zip(&f.beta) {
@@ -585,8 +585,8 @@ fn check_decision(f: &MklFit, kernels: &[&Matrix<f64>]) -> Result<(), String> {
                 mag += (b * k.get(i, j) * f.coef[j]).abs();
             }
         }
-        if (dec[i] - v).abs() > 1e-12 * mag + 1e-300 {
-            return Err(format!("decision value {i}: {} vs {v}", dec[i]));
+        if (got - v).abs() > 1e-12 * mag + 1e-300 {
+            return Err(format!("decision value {i}: {got} vs {v}"));
         }
     }
     Ok(())
