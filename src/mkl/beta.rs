@@ -34,7 +34,9 @@ pub(crate) fn dual_exponent(p: f64) -> f64 {
 /// One closed-form update (stationarity of the Lagrangian of ||beta||_p <= 1) from
 /// c_m = beta_m^2 s_m = ||w_m||^2:
 ///
-///     beta_m = c_m^(1/(p+1)) / (sum_k c_k^(p/(p+1)))^(1/p)
+/// ```text
+/// beta_m = c_m^(1/(p+1)) / (sum_k c_k^(p/(p+1)))^(1/p)
+/// ```
 ///
 /// which has ||beta||_p = 1 exactly (up to rounding). For p = inf every beta_m is 1. If every
 /// c_m is 0 (a = 0: no support vectors), beta is left unchanged.

@@ -1,7 +1,9 @@
 //! Squared loss for fixed beta: kernel ridge regression with a bias,
 //!
-//!     [K_beta + I/C  1] [a]   [y]
-//!     [1^T          0] [b] = [0],
+//! ```text
+//! [K_beta + I/C  1] [a]   [y]
+//! [1^T          0] [b] = [0],
+//! ```
 //!
 //! solved without forming K_beta: conjugate gradients on A = K_beta + I/C (symmetric positive
 //! definite for PSD kernels) for A u = y and A v = 1, then b = 1^T u / 1^T v, a = u - b v

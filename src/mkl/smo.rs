@@ -1,7 +1,9 @@
 //! SMO for the hinge-loss SVM dual on a fixed combined kernel K_beta = sum_m beta_m K_m:
 //!
-//!     min_alpha 1/2 alpha^T Q alpha - 1^T alpha,  0 <= alpha_i <= C,  y^T alpha = 0,
-//!     Q_ij = y_i y_j K_beta(i, j),
+//! ```text
+//! min_alpha 1/2 alpha^T Q alpha - 1^T alpha,  0 <= alpha_i <= C,  y^T alpha = 0,
+//! Q_ij = y_i y_j K_beta(i, j),
+//! ```
 //!
 //! with libsvm's second-order working-set selection (Fan, Chen & Lin, JMLR 2005, WSS 2) and its
 //! maximal-violation stopping rule. The per-kernel outputs g_m = K_m a (a_i = y_i alpha_i) are
