@@ -234,22 +234,33 @@ fn check_symmetric_finite(data: &[f64], n: usize, tol: f64, what: &str) -> Resul
     let first_bad = (0..n.div_ceil(B)).into_par_iter().find_map_first(|bi| {
         let i0 = bi * B;
         let i1 = (i0 + B).min(n);
+        // The mirror block, transposed into L1 by contiguous reads of its rows: comparing
+        // against it avoids a strided (cache-missing) load per element.
+        let mut mirror = [[0.0f64; B]; B];
         for j0 in (0..i1).step_by(B) {
+            let j1 = (j0 + B).min(i1);
+            for j in j0..j1 {
+                let seg = &data[j * n + i0..j * n + i1];
+                for (ii, &v) in seg.iter().enumerate() {
+                    mirror[ii][j - j0] = v;
+                }
+            }
             for i in i0..i1 {
-                let j1 = (j0 + B).min(i);
-                if j1 <= j0 {
+                // Strictly below the diagonal only.
+                let jend = j1.min(i);
+                if jend <= j0 {
                     continue;
                 }
-                let row = &data[i * n + j0..i * n + j1];
+                let row = &data[i * n + j0..i * n + jend];
+                let mrow = &mirror[i - i0][..jend - j0];
                 let mut bad = false;
-                for (jj, &a) in row.iter().enumerate() {
-                    let diff = (a - data[(j0 + jj) * n + i]).abs();
+                for (&a, &b) in row.iter().zip(mrow) {
+                    let diff = (a - b).abs();
                     bad |= diff.is_nan() | (diff > tol);
                 }
                 if bad {
-                    for (jj, &a) in row.iter().enumerate() {
+                    for (jj, (&a, &b)) in row.iter().zip(mrow).enumerate() {
                         let j = j0 + jj;
-                        let b = data[j * n + i];
                         if !a.is_finite() {
                             return Some(non_finite(what, i, j, a));
                         }
