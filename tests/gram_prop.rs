@@ -37,28 +37,10 @@ use mmfuse::{Matrix, Real};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-/// Relative allowance for the rounding of the bounds' own f64 evaluation.
-const SLACK: f64 = 1.0 + 1e-9;
-/// Unit roundoff of f64 (of the reference).
-const U64: f64 = f64::EPSILON / 2.0;
-/// Underflow error of one f64 operation (smallest subnormal, conservative).
-const ETA64: f64 = f64::from_bits(1);
-
-/// `gamma_k = k u / (1 - k u)`.
-fn gam(k: usize, u: f64) -> f64 {
-    let ku = k as f64 * u;
-    assert!(ku < 1.0);
-    ku / (1.0 - ku)
-}
-
-/// Spacing of f64 numbers just above `|y|`.
-fn ulp64(y: f64) -> f64 {
-    let a = y.abs();
-    if a < f64::MIN_POSITIVE {
-        return ETA64;
-    }
-    f64::from_bits(a.to_bits() + 1) - a
-}
+#[path = "support/numerics.rs"]
+mod numerics;
+use numerics::Rng;
+use numerics::*; // the struct, not proptest's re-exported `Rng` trait
 
 /// Per-type constants of the error analysis.
 trait Prec: Real {
@@ -123,79 +105,6 @@ impl Prec for f64 {
 
 // ------------------------------------------------------------------------------------------
 // Double-double arithmetic for the reference.
-
-/// `a + b = s + e` exactly (Knuth).
-fn two_sum(a: f64, b: f64) -> (f64, f64) {
-    let s = a + b;
-    let bb = s - a;
-    (s, (a - (s - bb)) + (b - bb))
-}
-
-/// `a + b = s + e` exactly when `|a| >= |b|` (Dekker).
-fn fast_two_sum(a: f64, b: f64) -> (f64, f64) {
-    let s = a + b;
-    (s, b - (s - a))
-}
-
-/// An unevaluated sum `hi + lo` (about 106 significant bits).
-#[derive(Clone, Copy, Debug, Default)]
-struct Dd {
-    hi: f64,
-    lo: f64,
-}
-
-impl Dd {
-    fn new(v: f64) -> Dd {
-        Dd { hi: v, lo: 0.0 }
-    }
-    fn prod(a: f64, b: f64) -> Dd {
-        let p = a * b;
-        Dd {
-            hi: p,
-            lo: a.mul_add(b, -p),
-        }
-    }
-    fn add(self, o: Dd) -> Dd {
-        let (s, e) = two_sum(self.hi, o.hi);
-        let (hi, lo) = fast_two_sum(s, e + self.lo + o.lo);
-        Dd { hi, lo }
-    }
-    fn add_f64(self, b: f64) -> Dd {
-        self.add(Dd::new(b))
-    }
-    fn neg(self) -> Dd {
-        Dd {
-            hi: -self.hi,
-            lo: -self.lo,
-        }
-    }
-    fn mul(self, o: Dd) -> Dd {
-        let p = Dd::prod(self.hi, o.hi);
-        let (hi, lo) = fast_two_sum(p.hi, p.lo + (self.hi * o.lo + self.lo * o.hi));
-        Dd { hi, lo }
-    }
-    /// `self / o` (one Newton correction of the f64 quotient).
-    fn div(self, o: Dd) -> Dd {
-        let q1 = self.hi / o.hi;
-        let r = self.add(o.mul(Dd::new(q1)).neg());
-        let q2 = r.hi / o.hi;
-        let (hi, lo) = fast_two_sum(q1, q2);
-        Dd { hi, lo }
-    }
-    /// Square root of a non-negative value (one Newton correction).
-    fn sqrt(self) -> Dd {
-        if self.hi <= 0.0 {
-            return Dd::default();
-        }
-        let s = self.hi.sqrt();
-        let r = self.add(Dd::prod(s, s).neg());
-        let (hi, lo) = fast_two_sum(s, r.hi / (2.0 * s));
-        Dd { hi, lo }
-    }
-    fn value(self) -> f64 {
-        self.hi + self.lo
-    }
-}
 
 /// `1 / n!` for n = 0..=27 in double-double (each within a few n u64^2 relative).
 fn inv_factorials() -> &'static [Dd; 28] {
@@ -277,13 +186,6 @@ fn tanh_dd(z: Dd) -> Dd {
 /// Relative error of `exp_dd` / `tanh_dd` before the final rounding to f64 (generous: the
 /// Horner steps, the reduction with a double-double ln 2, the cancellation in 1 - e).
 const DD_FN_REL: f64 = 4096.0 * U64 * U64;
-
-/// The largest `sech^2` on `[|z| - e, |z| + e]`: tanh's Lipschitz constant on that interval.
-fn sech2_max(z: f64, e: f64) -> f64 {
-    let m = (z.abs() - e).max(0.0);
-    let ch = m.cosh();
-    1.0 / (ch * ch)
-}
 
 // ------------------------------------------------------------------------------------------
 // The reference and the bounds.
@@ -368,7 +270,7 @@ fn expect<T: Prec>(kernel: &Kernel, p: &Pair) -> Expect {
             Expect {
                 want: g,
                 ref_err: U64 * g.abs() + e_gref,
-                bound: gam(d, u) * s + df * eta,
+                bound: gamma_k(d, u) * s + df * eta,
             }
         }
         Kernel::Polynomial {
@@ -393,7 +295,7 @@ fn expect<T: Prec>(kernel: &Kernel, p: &Pair) -> Expect {
             let pf = degree as f64;
             let pi = degree as i32;
             let bound = pf * e_z * bb.powi(pi - 1)
-                + gam(degree as usize - 1, u) * bb.powi(pi)
+                + gamma_k(degree as usize - 1, u) * bb.powi(pi)
                 + 2.0 * pf * eta;
             // Reference: b errs by <= |gm| e_gref + 8 u64^2 a + eta64, each double-double
             // product adds <= 8 u64^2 relative, final rounding u64.
@@ -450,7 +352,7 @@ fn expect<T: Prec>(kernel: &Kernel, p: &Pair) -> Expect {
             let want = exp_dd(Dd::new(-gm).mul(p.t)).value();
             let e_ar = gm * (4.0 * df + 12.0) * U64 * U64 * t + ETA64;
             let ref_err = want * e_ar.exp_m1() + (U64 + DD_FN_REL) * want + ETA64;
-            let e_a = gm * gam(d + pr + 3, u) * m + gm * (4.0 * df + 4.0) * eta + eta;
+            let e_a = gm * gamma_k(d + pr + 3, u) * m + gm * (4.0 * df + 4.0) * eta + eta;
             Expect {
                 want,
                 ref_err,
@@ -468,7 +370,7 @@ fn expect<T: Prec>(kernel: &Kernel, p: &Pair) -> Expect {
             let want = exp_dd(Dd::new(-gm).mul(p.l)).value();
             let e_ar = gm * (4.0 * df + 12.0) * U64 * U64 * l + ETA64;
             let ref_err = want * e_ar.exp_m1() + (U64 + DD_FN_REL) * want + ETA64;
-            let e_a = gm * gam(d + pr + 1, u) * l + eta;
+            let e_a = gm * gamma_k(d + pr + 1, u) * l + eta;
             Expect {
                 want,
                 ref_err,
@@ -495,9 +397,9 @@ fn expect<T: Prec>(kernel: &Kernel, p: &Pair) -> Expect {
             //   |K^ - K| <= (gamma_d s (1 + F) + |g| F) / (|x| |y|),
             //   F = (1 + eps_n)^2 (1 + u)^2 - 1,
             // plus underflow (2 eta (1 + cj)). Note s / (|x| |y|) <= 1 (Cauchy-Schwarz).
-            let gd = gam(d, u);
+            let gd = gamma_k(d, u);
             let rho = 1.0 / (1.0 - gd).sqrt() - 1.0;
-            let eps_n = (1.0 + rho) * (1.0 + gam(2, U64)) * (1.0 + pr as f64 * u) - 1.0;
+            let eps_n = (1.0 + rho) * (1.0 + gamma_k(2, U64)) * (1.0 + pr as f64 * u) - 1.0;
             let f = (1.0 + eps_n).powi(2) * (1.0 + u).powi(2) - 1.0;
             let nxy = (r * c).sqrt();
             let bound = (gd * s * (1.0 + f) + g.abs() * f) / nxy
@@ -525,34 +427,14 @@ fn expect<T: Prec>(kernel: &Kernel, p: &Pair) -> Expect {
 fn affine_err<T: Prec>(gm: f64, c0: f64, s: f64, d: usize) -> (f64, f64) {
     let (u, pr) = (T::U, T::PR);
     let a = gm.abs() * s + c0.abs();
-    let e = gam(d + pr + 2, u) * gm.abs() * s
-        + gam(pr + 2, u) * c0.abs()
+    let e = gamma_k(d + pr + 2, u) * gm.abs() * s
+        + gamma_k(pr + 2, u) * c0.abs()
         + (d as f64 + 3.0) * T::ETA * (1.0 + gm.abs());
     (a, e)
 }
 
 // ------------------------------------------------------------------------------------------
 // Test data.
-
-/// SplitMix64: the bulk data of a case comes from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    fn sym(&mut self) -> f64 {
-        ((self.next() >> 11) as f64) * (2.0f64).powi(-52) - 1.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Data points: row-major `n x d` in T, and the same values widened to f64.
 #[derive(Clone, Debug)]
@@ -1035,19 +917,6 @@ fn views<T: Prec>(c: &Case) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
-}
-
-/// 64 cases per property unless `PROPTEST_CASES` is set (`ProptestConfig::with_cases` would
-/// override the environment variable, so it is read here).
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
 }
 
 /// A sixteenth of [`config`]'s cases (at least 2), for the large cases.

@@ -72,6 +72,10 @@ use proptest::test_runner::TestCaseError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+#[path = "support/numerics.rs"]
+mod numerics;
+use numerics::config;
+
 // ---------------------------------------------------------------------------------------------
 // Problem generation
 // ---------------------------------------------------------------------------------------------
@@ -1021,19 +1025,6 @@ fn squared_p_inf_is_kernel_ridge() {
 // ---------------------------------------------------------------------------------------------
 // 6. Property test on random PSD kernels
 // ---------------------------------------------------------------------------------------------
-
-/// 64 cases unless `PROPTEST_CASES` is set (`ProptestConfig::with_cases` would override the
-/// environment variable, so it is read here).
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
-}
 
 /// One property case: M random PSD kernels over n samples (B B^T of random rank 1..n+1 and
 /// trace n * 10^U(-1, 1), or with probability 1/5 a sparse diagonal kernel whose s_m is 0

@@ -36,33 +36,13 @@ use mmfuse_kernels::{
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-/// Relative allowance for the rounding of the bound's own f64 evaluation.
-const SLACK: f64 = 1.0 + 1e-9;
-/// Unit roundoff of f64 (of the exact-ish reference).
-const U64: f64 = f64::EPSILON / 2.0;
-/// Underflow error of one f64 operation (smallest subnormal, conservative).
-const ETA64: f64 = f64::from_bits(1);
+#[path = "../../tests/support/numerics.rs"]
+mod numerics;
+use numerics::Rng;
+use numerics::*; // the struct, not proptest's re-exported `Rng` trait
+
 /// Written around tiles (and into junk panel columns) to detect stray writes.
 const SENTINEL: f64 = -12345.0;
-
-/// `gamma_n = n u / (1 - n u)`.
-fn gamma(n: usize, u: f64) -> f64 {
-    let nu = n as f64 * u;
-    assert!(nu < 1.0);
-    nu / (1.0 - nu)
-}
-
-/// Spacing of f64 numbers just above `|y|` (the subnormal spacing near 0).
-fn ulp64(y: f64) -> f64 {
-    let a = y.abs();
-    if a.is_infinite() {
-        return f64::INFINITY;
-    }
-    if a < f64::MIN_POSITIVE {
-        return ETA64;
-    }
-    f64::from_bits(a.to_bits() + 1) - a
-}
 
 /// Per-type constants of the error analysis.
 trait Prec: Float {
@@ -104,58 +84,6 @@ impl Prec for f64 {
 // ------------------------------------------------------------------------------------------
 // Double-double arithmetic for the exact-ish references.
 
-/// `a + b = s + e` exactly (Knuth).
-fn two_sum(a: f64, b: f64) -> (f64, f64) {
-    let s = a + b;
-    let bb = s - a;
-    (s, (a - (s - bb)) + (b - bb))
-}
-
-/// `a + b = s + e` exactly when `|a| >= |b|` (Dekker).
-fn fast_two_sum(a: f64, b: f64) -> (f64, f64) {
-    let s = a + b;
-    (s, b - (s - a))
-}
-
-/// An unevaluated sum `hi + lo`, `|lo| <= ulp(hi) / 2`: about 106 significant bits.
-#[derive(Clone, Copy, Debug, Default)]
-struct Dd {
-    hi: f64,
-    lo: f64,
-}
-
-impl Dd {
-    fn new(v: f64) -> Dd {
-        Dd { hi: v, lo: 0.0 }
-    }
-    /// `a b` (exact but for underflow of the low part).
-    fn prod(a: f64, b: f64) -> Dd {
-        let p = a * b;
-        Dd {
-            hi: p,
-            lo: a.mul_add(b, -p),
-        }
-    }
-    fn add_f64(self, b: f64) -> Dd {
-        let (s, e) = two_sum(self.hi, b);
-        let (hi, lo) = fast_two_sum(s, e + self.lo);
-        Dd { hi, lo }
-    }
-    fn add(self, o: Dd) -> Dd {
-        let (s, e) = two_sum(self.hi, o.hi);
-        let (hi, lo) = fast_two_sum(s, e + self.lo + o.lo);
-        Dd { hi, lo }
-    }
-    fn mul(self, o: Dd) -> Dd {
-        let p = Dd::prod(self.hi, o.hi);
-        let (hi, lo) = fast_two_sum(p.hi, p.lo + (self.hi * o.lo + self.lo * o.hi));
-        Dd { hi, lo }
-    }
-    fn value(self) -> f64 {
-        self.hi + self.lo
-    }
-}
-
 /// `sum_k x_k y_k` in double-double.
 fn dot_dd<T: Float>(x: &[T], y: &[T]) -> Dd {
     x.iter().zip(y).fold(Dd::default(), |acc, (a, b)| {
@@ -172,36 +100,8 @@ fn l1_dd<T: Float>(x: &[T], y: &[T]) -> Dd {
     })
 }
 
-/// Lower bound of `sech^2` over `[|z| - e, |z| + e]`: `tanh`'s Lipschitz constant there.
-fn sech2_max(z: f64, e: f64) -> f64 {
-    let m = (z.abs() - e).max(0.0);
-    let ch = m.cosh();
-    1.0 / (ch * ch)
-}
-
 // ------------------------------------------------------------------------------------------
 // Test data.
-
-/// SplitMix64: the bulk data of a case comes from a seed (proptest shrinks shapes and
-/// parameters; the seed keeps a shrunk case reproducible).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    fn sym(&mut self) -> f64 {
-        ((self.next() >> 11) as f64) * (2.0f64).powi(-52) - 1.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Shape of a case: an `nrows x ncols` tile at offset `lead` of its buffer, rows
 /// `ncols + pad` apart, points of dimension `d`, data from `seed`.
@@ -369,7 +269,7 @@ fn run(r: Result<(), String>) -> Result<(), TestCaseError> {
 /// Reference: double-double sum of exact products, rounded once: `ref_err <= 2 u64 S + d eta64`
 /// (the `d eta64` for low parts of `x_k^2` lost to underflow).
 fn check_sq_norms<T: Prec>(x: &[T], n: usize, d: usize) -> Result<(), String> {
-    let g = gamma(d, T::U);
+    let g = gamma_k(d, T::U);
     let exact: Vec<(f64, f64, f64)> = (0..n)
         .map(|i| {
             let row = &x[i * d..(i + 1) * d];
@@ -440,7 +340,7 @@ fn check_l1<T: Prec>(
     let w = panel_width(ny);
     let mut panel = vec![T::from_f64(SENTINEL); (d + usize::from(junk_panel_row)) * w];
     pack_panel(y, ny, d, &mut panel[..d * w]);
-    let g = gamma(d, T::U);
+    let g = gamma_k(d, T::U);
     let exact: Vec<(f64, f64, f64)> = (0..nx * ny)
         .map(|ij| {
             let (i, j) = (ij / ny, ij % ny);
@@ -523,7 +423,7 @@ fn epilogue_exact<T: Prec>(ep: &Epilogue<T>, g: T, r: f64, c: f64) -> Expect {
             // error <= u (1 + u) |gm g| + u |b| + eta (1 + u) <= gamma_2 A + 2 eta. So
             // |b^ - b| <= e_b := gamma_2 A + 2 eta for both.
             let a = (gm * g).abs() + c0.abs();
-            let e_b = gamma(2, u) * a + 2.0 * eta;
+            let e_b = gamma_k(2, u) * a + 2.0 * eta;
             // Power: any multiplication tree for b^p (the kernel's binary powering, the twin's
             // repeated products) gives b^^p (1 + theta), |theta| <= gamma_{p-1}: by induction,
             // the product of computed b^i and b^j carries (i - 1) + (j - 1) + 1 factors. With
@@ -541,7 +441,7 @@ fn epilogue_exact<T: Prec>(ep: &Epilogue<T>, g: T, r: f64, c: f64) -> Expect {
             let bb = b + e_b;
             let pf = p as f64;
             let bound = pf * e_b * bb.powi(p - 1)
-                + gamma((p - 1) as usize, u) * bb.powi(p)
+                + gamma_k((p - 1) as usize, u) * bb.powi(p)
                 + 2.0 * pf * eta;
             // Reference: b in double-double has error <= 2 u64^2 A + eta64 (low part of gm g),
             // each double-double product adds <= 8 u64^2 relative, final rounding u64.
@@ -560,7 +460,7 @@ fn epilogue_exact<T: Prec>(ep: &Epilogue<T>, g: T, r: f64, c: f64) -> Expect {
             let (gm, c0) = (gm.to_f64(), coef0.to_f64());
             // Argument z = gm g + c0: as for Poly, |z^ - z| <= e_z := gamma_2 A + 2 eta.
             let a = (gm * g).abs() + c0.abs();
-            let e_z = gamma(2, u) * a + 2.0 * eta;
+            let e_z = gamma_k(2, u) * a + 2.0 * eta;
             // Reference: z in double-double, rounded (u64 |z| + 2 u64^2 A + eta64), glibc tanh
             // (<= 2 ulp of f64).
             let z = Dd::prod(gm, g).add_f64(c0).value();
@@ -596,7 +496,7 @@ fn epilogue_exact<T: Prec>(ep: &Epilogue<T>, g: T, r: f64, c: f64) -> Expect {
             let want = (-(gm * t)).exp();
             let e_ar = gm * (2.0 * U64 * t + 4.0 * U64 * U64 * m) + ETA64;
             let ref_err = want * e_ar.exp_m1() + ulp64(want * e_ar.exp());
-            let e_a = gm * gamma(3, u) * m + eta;
+            let e_a = gm * gamma_k(3, u) * m + eta;
             Expect {
                 want,
                 ref_err,
@@ -611,7 +511,7 @@ fn epilogue_exact<T: Prec>(ep: &Epilogue<T>, g: T, r: f64, c: f64) -> Expect {
             Expect {
                 want,
                 ref_err: 2.0 * U64 * want.abs() + 3.0 * ETA64,
-                bound: gamma(2, u) * want.abs() + eta * (1.0 + u) * c.abs() + eta,
+                bound: gamma_k(2, u) * want.abs() + eta * (1.0 + u) * c.abs() + eta,
             }
         }
         Epilogue::ExpNeg { gamma: gm } => {
@@ -829,19 +729,6 @@ fn transpose_case<T: Prec>(sh: &Shape, dst_pad: usize) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// 64 cases per property unless `PROPTEST_CASES` is set (`ProptestConfig::with_cases` would
-/// override the environment variable, so it is read here).
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
 }
 
 proptest! {
