@@ -521,9 +521,11 @@ fn check_beta_and_gap(f: &MklFit, p: f64, eps: f64) -> Result<(), String> {
     if f.gap.is_nan() || f.gap < -1e-12 {
         return Err(format!("gap {} < -1e-12", f.gap));
     }
-    let last = *f.gap_history.last().ok_or("empty gap history")?;
-    if last != f.gap {
-        return Err(format!("gap {} but last history entry {last}", f.gap));
+    // The fit returns the iterate with the smallest gap (p = 1 line-search trial points can
+    // be worse than earlier ones).
+    let best = f.gap_history.iter().copied().fold(f64::INFINITY, f64::min);
+    if f.gap_history.is_empty() || best != f.gap {
+        return Err(format!("gap {} but smallest history entry {best}", f.gap));
     }
     if f.gap_history.len() != f.iterations {
         return Err(format!(
@@ -532,8 +534,8 @@ fn check_beta_and_gap(f: &MklFit, p: f64, eps: f64) -> Result<(), String> {
             f.iterations
         ));
     }
-    if f.converged && (last.is_nan() || last > eps) {
-        return Err(format!("converged with gap {last} > eps {eps}"));
+    if f.converged && (f.gap.is_nan() || f.gap > eps) {
+        return Err(format!("converged with gap {} > eps {eps}", f.gap));
     }
     if !f.primal.is_finite() || !f.dual.is_finite() {
         return Err(format!("primal {} dual {}", f.primal, f.dual));
@@ -868,11 +870,11 @@ fn two_halves(seed: u64, n: usize) -> Problem {
     }
 }
 
-/// p = 1 with the plain closed-form update (mod.rs says it is slow and cannot revive a weight
-/// at 0). Observed (eps 1e-4): the signal + noise problem converges in 38 (hinge) and 20
-/// (squared) outer iterations with the noise weight decaying geometrically (7e-4 and 3e-4 of
-/// the total at exit; the reference optimum has it at exactly 0); the two-halves problem has
-/// an interior optimum, see the report printed with --nocapture.
+/// p = 1 by the spectral projected gradient on the simplex (mkl/simplex.rs). Observed (eps
+/// 1e-4): the signal + noise problem converges in 2 outer iterations with the noise weight
+/// exactly 0, as in the reference (the plain closed-form update needed 38 / 20 iterations
+/// and left it at 7e-4 / 3e-4); the two-halves problem has an interior optimum, reached in 8 /
+/// 7 iterations; see the report printed with --nocapture.
 #[test]
 fn p1_against_reference() {
     let eps = 1e-4;
@@ -966,11 +968,16 @@ fn zero_weight_kernels_keep_their_outputs() {
         };
         let f = fit(&ks, &y, &o).unwrap();
         let ctx = format!("seed {seed} (n {n}, M {}, p {p}, C {c})", ks.len());
-        assert!(
-            f.beta.contains(&0.0),
-            "{ctx}: no weight at 0 any more: {:?}",
-            f.beta
-        );
+        // With p > 1 a weight that reaches 0 stays there, so the final beta shows the case
+        // was exercised; p = 1 (projected gradient) can bring a weight back from 0, and only
+        // the reported objectives are checked.
+        if p > 1.0 {
+            assert!(
+                f.beta.contains(&0.0),
+                "{ctx}: no weight at 0 any more: {:?}",
+                f.beta
+            );
+        }
         check_reported(&f, &ks, &y, c, p, Loss::Hinge)
             .map_err(|e| format!("{ctx}: {e}"))
             .unwrap();

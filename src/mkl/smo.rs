@@ -57,7 +57,18 @@ impl SmoState {
     }
 }
 
+/// How many steps between two shrinking passes (libsvm's min(n, 1000)).
+const SHRINK_EVERY: usize = 1000;
+
 /// Runs SMO to maximal violation <= `tol` (or `max_iter` steps) on K_beta, from `state`.
+///
+/// libsvm's shrinking: every [`SHRINK_EVERY`] steps, variables at a bound whose gradient says
+/// they will stay there leave the active set, and the selection passes only visit the active
+/// set. The per-kernel outputs g_m are still updated for every sample (a streaming pass over
+/// the two kernel rows, which is needed anyway), so the gradient of a shrunk variable is never
+/// stale: when the active set reaches the tolerance, the whole set is checked from g before
+/// stopping. With a single kernel the gradient is read from g directly and the rows come
+/// straight from the kernel (no combined-row copy).
 pub(crate) fn solve(
     kernels: &[&Matrix<f64>],
     beta: &[f64],
@@ -68,83 +79,120 @@ pub(crate) fn solve(
     state: &mut SmoState,
 ) -> SmoRun {
     let n = y.len();
-    let active: Vec<(usize, f64)> = beta
+    let active_kernels: Vec<(usize, f64)> = beta
         .iter()
         .copied()
         .enumerate()
         .filter(|&(_, b)| b != 0.0)
         .collect();
+    // One kernel with a non-zero weight b: K_beta = b K and f = b g, no copies needed.
+    let single = (kernels.len() == 1 && active_kernels.len() == 1).then(|| active_kernels[0].1);
     // Diagonal of K_beta.
     let diag: Vec<f64> = (0..n)
-        .map(|i| active.iter().map(|&(m, b)| b * kernels[m].get(i, i)).sum())
+        .map(|i| {
+            active_kernels
+                .iter()
+                .map(|&(m, b)| b * kernels[m].get(i, i))
+                .sum()
+        })
         .collect();
-    // Gradient G_i = y_i f_i - 1.
-    let f = state.combined_output(beta);
-    let mut grad: Vec<f64> = (0..n).map(|i| y[i] * f[i] - 1.0).collect();
-    let alpha = &mut state.alpha;
-    let mut row_i = vec![0.0; n];
-    let mut row_j = vec![0.0; n];
-    let combined_row = |i: usize, out: &mut [f64]| {
-        out.fill(0.0);
-        for &(m, b) in &active {
-            for (o, k) in out.iter_mut().zip(kernels[m].row(i)) {
-                *o += b * k;
-            }
-        }
+    // f = K_beta a, valid on the active set (several kernels only); G_t = y_t f_t - 1.
+    let mut f = if single.is_some() {
+        Vec::new()
+    } else {
+        state.combined_output(beta)
     };
+    let mut row_i = vec![0.0; if single.is_some() { 0 } else { n }];
+    let mut row_j = vec![0.0; if single.is_some() { 0 } else { n }];
+    let mut active: Vec<usize> = (0..n).collect();
+    let mut unshrunk = false;
+    let mut countdown = SHRINK_EVERY.min(n);
     let mut iterations = 0;
     let mut violation = f64::INFINITY;
     while iterations < max_iter {
-        // i: maximal violator in I_up.
+        let alpha = &state.alpha;
+        let g0 = &state.g[0];
+        let grad = |t: usize| match single {
+            Some(b) => y[t] * (b * g0[t]) - 1.0,
+            None => y[t] * f[t] - 1.0,
+        };
+        countdown -= 1;
+        if countdown == 0 {
+            countdown = SHRINK_EVERY.min(n);
+            let (gmax1, gmax2) = bound_violations(&active, alpha, y, c, &grad);
+            if !unshrunk && gmax1 + gmax2 <= 10.0 * tol {
+                // Close to the end: bring every variable back once, as libsvm does.
+                unshrunk = true;
+                active = (0..n).collect();
+                if single.is_none() {
+                    f = state.combined_output(beta);
+                }
+                continue;
+            }
+            let grad = |t: usize| match single {
+                Some(b) => y[t] * (b * g0[t]) - 1.0,
+                None => y[t] * f[t] - 1.0,
+            };
+            active.retain(|&t| !stays_at_bound(t, alpha, y, c, grad(t), gmax1, gmax2));
+        }
+        let grad = |t: usize| match single {
+            Some(b) => y[t] * (b * g0[t]) - 1.0,
+            None => y[t] * f[t] - 1.0,
+        };
+        // i: maximal violator in I_up; the stopping rule needs the minimum over I_low too.
         let mut gmax = f64::NEG_INFINITY;
         let mut i_sel = usize::MAX;
-        let mut gmin = f64::INFINITY; // min over I_low of -y G (for the stopping rule)
-        for t in 0..n {
-            let v = -y[t] * grad[t];
-            let up = if y[t] > 0.0 {
-                alpha[t] < c
-            } else {
-                alpha[t] > 0.0
-            };
-            let low = if y[t] > 0.0 {
-                alpha[t] > 0.0
-            } else {
-                alpha[t] < c
-            };
-            if up && v > gmax {
+        let mut gmin = f64::INFINITY;
+        for &t in &active {
+            let v = -y[t] * grad(t);
+            if in_up(alpha[t], y[t], c) && v > gmax {
                 gmax = v;
                 i_sel = t;
             }
-            if low && v < gmin {
+            if in_low(alpha[t], y[t], c) && v < gmin {
                 gmin = v;
             }
         }
         violation = gmax - gmin;
         if i_sel == usize::MAX || violation <= tol {
+            if active.len() < n {
+                // Optimal on the active set: check the whole set before stopping.
+                active = (0..n).collect();
+                if single.is_none() {
+                    f = state.combined_output(beta);
+                }
+                countdown = SHRINK_EVERY.min(n);
+                continue;
+            }
             break;
         }
         let i = i_sel;
-        combined_row(i, &mut row_i);
-        // j: second-order choice in I_low among t with -y_t G_t < gmax.
-        let mut best = f64::INFINITY;
+        // K_beta(i, t) = scale * ki[t] on the active set.
+        let (ki, scale) = match single {
+            Some(b) => (kernels[0].row(i), b),
+            None => {
+                combined_row_on(kernels, &active_kernels, &active, i, &mut row_i);
+                (&row_i[..], 1.0)
+            }
+        };
+        // j: second-order choice in I_low among t with -y_t G_t < gmax, maximising
+        // b_it^2 / a_it; ratios are compared by cross-multiplication (no division per sample;
+        // a_it >= TAU > 0, and the first candidate always wins against the 0 / 1 start).
+        let (mut best_b2, mut best_a) = (0.0f64, 1.0f64);
         let mut j_sel = usize::MAX;
-        for t in 0..n {
-            let low = if y[t] > 0.0 {
-                alpha[t] > 0.0
-            } else {
-                alpha[t] < c
-            };
-            if !low {
+        for &t in &active {
+            if !in_low(alpha[t], y[t], c) {
                 continue;
             }
-            let b_it = gmax + y[t] * grad[t];
+            let b_it = gmax + y[t] * grad(t);
             if b_it > 0.0 {
                 // Curvature along the pair: K_ii + K_tt - 2 K_it (for either sign of y_t).
-                let a_it = diag[i] + diag[t] - 2.0 * row_i[t];
+                let a_it = diag[i] + diag[t] - 2.0 * scale * ki[t];
                 let a_it = if a_it > 0.0 { a_it } else { TAU };
-                let obj = -(b_it * b_it) / a_it;
-                if obj <= best {
-                    best = obj;
+                let b2 = b_it * b_it;
+                if b2 * best_a >= best_b2 * a_it {
+                    best_b2 = b2;
+                    best_a = a_it;
                     j_sel = t;
                 }
             }
@@ -153,78 +201,191 @@ pub(crate) fn solve(
             break;
         }
         let j = j_sel;
-        combined_row(j, &mut row_j);
+        let k_ij = scale * ki[j];
+        let (gi, gj) = (grad(i), grad(j));
         iterations += 1;
-        // Two-variable update (libsvm's Solver::Solve), on Q entries.
-        let q_ij = y[i] * y[j] * row_i[j];
+        let alpha = &mut state.alpha;
         let (old_ai, old_aj) = (alpha[i], alpha[j]);
-        if y[i] != y[j] {
-            let quad = (diag[i] + diag[j] + 2.0 * q_ij).max(TAU);
-            let delta = (-grad[i] - grad[j]) / quad;
-            let diff = alpha[i] - alpha[j];
-            alpha[i] += delta;
-            alpha[j] += delta;
-            if diff > 0.0 {
-                if alpha[j] < 0.0 {
-                    alpha[j] = 0.0;
-                    alpha[i] = diff;
-                }
-            } else if alpha[i] < 0.0 {
-                alpha[i] = 0.0;
-                alpha[j] = -diff;
-            }
-            if diff > 0.0 {
-                if alpha[i] > c {
-                    alpha[i] = c;
-                    alpha[j] = c - diff;
-                }
-            } else if alpha[j] > c {
-                alpha[j] = c;
-                alpha[i] = c + diff;
-            }
-        } else {
-            let quad = (diag[i] + diag[j] - 2.0 * q_ij).max(TAU);
-            let delta = (grad[i] - grad[j]) / quad;
-            let sum = alpha[i] + alpha[j];
-            alpha[i] -= delta;
-            alpha[j] += delta;
-            if sum > c {
-                if alpha[i] > c {
-                    alpha[i] = c;
-                    alpha[j] = sum - c;
-                }
-            } else if alpha[j] < 0.0 {
-                alpha[j] = 0.0;
-                alpha[i] = sum;
-            }
-            if sum > c {
-                if alpha[j] > c {
-                    alpha[j] = c;
-                    alpha[i] = sum - c;
-                }
-            } else if alpha[i] < 0.0 {
-                alpha[i] = 0.0;
-                alpha[j] = sum;
-            }
-        }
+        two_variable_step(alpha, y, &diag, k_ij, (gi, gj), c, i, j);
         let (dai, daj) = ((alpha[i] - old_ai) * y[i], (alpha[j] - old_aj) * y[j]);
-        // G_t += y_t (K_beta(t, i) da_i + K_beta(t, j) da_j); g_m += K_m(:, i) da_i + ...
-        for t in 0..n {
-            grad[t] += y[t] * (row_i[t] * dai + row_j[t] * daj);
-        }
-        // Every kernel's output, including those of weight 0: s_m = a^T g_m enters the dual
-        // norm ||s||_{p*} and the beta update whatever beta_m is, so g_m must follow a.
-        for (k, gm) in kernels.iter().zip(state.g.iter_mut()) {
-            let (ki, kj) = (k.row(i), k.row(j));
-            for ((g, a), b) in gm.iter_mut().zip(ki).zip(kj) {
-                *g += a * dai + b * daj;
+        if single.is_none() {
+            combined_row_on(kernels, &active_kernels, &active, j, &mut row_j);
+            for &t in &active {
+                f[t] += row_i[t] * dai + row_j[t] * daj;
             }
+        }
+        // Every kernel's output, on every sample, including kernels of weight 0: s_m = a^T g_m
+        // enters the dual norm ||s||_{p*} and the beta update whatever beta_m is.
+        for (k, gm) in kernels.iter().zip(state.g.iter_mut()) {
+            axpy2(gm, k.row(i), dai, k.row(j), daj);
         }
     }
     SmoRun {
         iterations,
         violation,
         converged: violation <= tol,
+    }
+}
+
+/// Whether t is in I_up (alpha_t can move so that y_t alpha_t grows).
+#[inline]
+fn in_up(alpha: f64, y: f64, c: f64) -> bool {
+    if y > 0.0 {
+        alpha < c
+    } else {
+        alpha > 0.0
+    }
+}
+
+/// Whether t is in I_low (alpha_t can move so that y_t alpha_t shrinks).
+#[inline]
+fn in_low(alpha: f64, y: f64, c: f64) -> bool {
+    if y > 0.0 {
+        alpha > 0.0
+    } else {
+        alpha < c
+    }
+}
+
+/// libsvm's Gmax1 = max over I_up of -y G and Gmax2 = max over I_low of y G, on `active`.
+fn bound_violations(
+    active: &[usize],
+    alpha: &[f64],
+    y: &[f64],
+    c: f64,
+    grad: &dyn Fn(usize) -> f64,
+) -> (f64, f64) {
+    let (mut gmax1, mut gmax2) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for &t in active {
+        let yg = y[t] * grad(t);
+        if in_up(alpha[t], y[t], c) {
+            gmax1 = gmax1.max(-yg);
+        }
+        if in_low(alpha[t], y[t], c) {
+            gmax2 = gmax2.max(yg);
+        }
+    }
+    (gmax1, gmax2)
+}
+
+/// libsvm's be_shrunk: a variable at a bound whose gradient pushes it further out of the
+/// interior than every current violator.
+fn stays_at_bound(
+    t: usize,
+    alpha: &[f64],
+    y: &[f64],
+    c: f64,
+    g: f64,
+    gmax1: f64,
+    gmax2: f64,
+) -> bool {
+    if alpha[t] >= c {
+        if y[t] > 0.0 {
+            -g > gmax1
+        } else {
+            -g > gmax2
+        }
+    } else if alpha[t] <= 0.0 {
+        if y[t] > 0.0 {
+            g > gmax2
+        } else {
+            g > gmax1
+        }
+    } else {
+        false
+    }
+}
+
+/// out[t] = sum_m beta_m K_m(i, t) for t in `active` (other entries untouched).
+fn combined_row_on(
+    kernels: &[&Matrix<f64>],
+    active_kernels: &[(usize, f64)],
+    active: &[usize],
+    i: usize,
+    out: &mut [f64],
+) {
+    for &t in active {
+        out[t] = 0.0;
+    }
+    for &(m, b) in active_kernels {
+        let row = kernels[m].row(i);
+        for &t in active {
+            out[t] += b * row[t];
+        }
+    }
+}
+
+/// g += a x_i + b x_j, in one streaming pass.
+fn axpy2(g: &mut [f64], xi: &[f64], a: f64, xj: &[f64], b: f64) {
+    let n = g.len();
+    let (xi, xj) = (&xi[..n], &xj[..n]);
+    for t in 0..n {
+        g[t] += xi[t] * a + xj[t] * b;
+    }
+}
+
+/// libsvm's two-variable update (Solver::Solve) of alpha_i, alpha_j on Q entries, with
+/// K_beta(i, j) = `k_ij` and gradient entries `gi`, `gj`; keeps y^T alpha and the box.
+#[allow(clippy::too_many_arguments)]
+fn two_variable_step(
+    alpha: &mut [f64],
+    y: &[f64],
+    diag: &[f64],
+    k_ij: f64,
+    (gi, gj): (f64, f64),
+    c: f64,
+    i: usize,
+    j: usize,
+) {
+    let q_ij = y[i] * y[j] * k_ij;
+    if y[i] != y[j] {
+        let quad = (diag[i] + diag[j] + 2.0 * q_ij).max(TAU);
+        let delta = (-gi - gj) / quad;
+        let diff = alpha[i] - alpha[j];
+        alpha[i] += delta;
+        alpha[j] += delta;
+        if diff > 0.0 {
+            if alpha[j] < 0.0 {
+                alpha[j] = 0.0;
+                alpha[i] = diff;
+            }
+        } else if alpha[i] < 0.0 {
+            alpha[i] = 0.0;
+            alpha[j] = -diff;
+        }
+        if diff > 0.0 {
+            if alpha[i] > c {
+                alpha[i] = c;
+                alpha[j] = c - diff;
+            }
+        } else if alpha[j] > c {
+            alpha[j] = c;
+            alpha[i] = c + diff;
+        }
+    } else {
+        let quad = (diag[i] + diag[j] - 2.0 * q_ij).max(TAU);
+        let delta = (gi - gj) / quad;
+        let sum = alpha[i] + alpha[j];
+        alpha[i] -= delta;
+        alpha[j] += delta;
+        if sum > c {
+            if alpha[i] > c {
+                alpha[i] = c;
+                alpha[j] = sum - c;
+            }
+        } else if alpha[j] < 0.0 {
+            alpha[j] = 0.0;
+            alpha[i] = sum;
+        }
+        if sum > c {
+            if alpha[j] > c {
+                alpha[j] = c;
+                alpha[i] = sum - c;
+            }
+        } else if alpha[i] < 0.0 {
+            alpha[i] = 0.0;
+            alpha[j] = sum;
+        }
     }
 }
 
