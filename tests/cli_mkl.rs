@@ -225,3 +225,261 @@ fn failures_exit_non_zero_and_write_nothing() {
         );
     }
 }
+
+/// The data-driven form: `fit --data NAME=PATH:KERNEL` builds and normalises the kernels and
+/// stores data, kernels and statistics in the model; `predict --data` (modalities in any
+/// order) gives exactly what the library gives from the same data.
+#[test]
+fn data_driven_fit_and_predict() {
+    use mmfuse::gram::Normalization;
+    use mmfuse::mkl::DataKernel;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 40;
+    let labels: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 0.0 } else { 1.0 }).collect();
+    let mut rng = SplitMix64::new(9);
+    let mut make = |rows: usize, cols: usize, signal: bool| -> Matrix<f64> {
+        Matrix::from_vec(
+            rows,
+            cols,
+            (0..rows * cols)
+                .map(|k| {
+                    let lift = if signal && k % cols == 0 {
+                        labels[(k / cols) % n]
+                    } else {
+                        0.0
+                    };
+                    rng.next_f64() - 0.5 + lift
+                })
+                .collect(),
+        )
+        .expect("shape")
+    };
+    let (v_train, a_train) = (make(n, 3, true), make(n, 2, false));
+    let (v_test, a_test) = (make(7, 3, true), make(7, 2, false));
+    for (name, x) in [
+        ("v_train", &v_train),
+        ("a_train", &a_train),
+        ("v_test", &v_test),
+        ("a_test", &a_test),
+    ] {
+        write_npy(
+            dir.path().join(format!("{name}.npy")),
+            &[x.nrows(), x.ncols()],
+            x.as_slice(),
+        )
+        .expect("write");
+    }
+    write_npy(dir.path().join("y.npy"), &[n], &labels).expect("labels");
+    for normalize in ["trace", "unit-diag", "center"] {
+        let out = mmfuse(
+            &[
+                "mkl",
+                "fit",
+                "--data",
+                "visual=v_train.npy:rbf:gamma=0.5",
+                "--data",
+                "audio=a_train.npy:poly:degree=2",
+                "--normalize",
+                normalize,
+                "--labels",
+                "y.npy",
+                "--p",
+                "2",
+                "--quiet",
+                "--out",
+                "model.json",
+            ],
+            dir.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = mmfuse(
+            &[
+                "mkl",
+                "predict",
+                "--model",
+                "model.json",
+                "--data",
+                "audio=a_test.npy",
+                "--data",
+                "visual=v_test.npy",
+                "--out",
+                "scores.npy",
+                "--labels-out",
+                "labels.npy",
+            ],
+            dir.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let scores = mmfuse::io::read_npy(dir.path().join("scores.npy"))
+            .expect("scores")
+            .into_vec_f64("scores")
+            .expect("f64");
+
+        // The same through the library.
+        let how: Normalization = normalize.parse().expect("normalisation");
+        let opts = GramOptions::default();
+        let (dv, kv) = DataKernel::new(
+            "visual",
+            v_train.clone(),
+            &"rbf:gamma=0.5".parse().unwrap(),
+            how,
+            &opts,
+        )
+        .expect("visual");
+        let (da, ka) = DataKernel::new(
+            "audio",
+            a_train.clone(),
+            &"poly:degree=2".parse().unwrap(),
+            how,
+            &opts,
+        )
+        .expect("audio");
+        let model = MklModel::fit_classifier(&[&kv, &ka], &labels, &MklOptions::default())
+            .expect("fit")
+            .with_data(vec![dv, da])
+            .expect("data");
+        let expected = model
+            .decision_function_from_data(
+                &[
+                    ("visual", v_test.as_mat_ref()),
+                    ("audio", a_test.as_mat_ref()),
+                ],
+                &opts,
+            )
+            .expect("predict");
+        assert_eq!(scores, expected[0], "{normalize}");
+        let text = std::fs::read_to_string(dir.path().join("model.json")).expect("model");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["data"][0]["name"], "visual");
+        assert_eq!(v["data"][1]["kernel"], "poly:gamma=0.5,degree=2,coef0=1");
+        assert_eq!(v["data"][0]["normalize"], normalize);
+    }
+
+    // Wrong test data: a missing, unknown or repeated modality, a feature count that differs,
+    // test kernels for a data model, and --kernel mixed with --data.
+    for (args, needle) in [
+        (vec!["--data", "visual=v_test.npy"], "audio"),
+        (
+            vec![
+                "--data",
+                "visual=v_test.npy",
+                "--data",
+                "audio=a_test.npy",
+                "--data",
+                "text=a_test.npy",
+            ],
+            "text",
+        ),
+        (
+            vec!["--data", "visual=a_test.npy", "--data", "audio=a_test.npy"],
+            "features",
+        ),
+        (
+            vec![
+                "--data",
+                "visual=v_test.npy",
+                "--data",
+                "visual=v_test.npy",
+                "--data",
+                "audio=a_test.npy",
+            ],
+            "twice",
+        ),
+        (
+            vec!["--kernel", "v_test.npy", "--kernel", "a_test.npy"],
+            "--data",
+        ),
+    ] {
+        let mut all = vec![
+            "mkl",
+            "predict",
+            "--model",
+            "model.json",
+            "--out",
+            "bad.npy",
+        ];
+        all.extend(args.iter().copied());
+        let out = mmfuse(&all, dir.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!dir.path().join("bad.npy").exists());
+    }
+    let out = mmfuse(
+        &[
+            "mkl",
+            "fit",
+            "--data",
+            "visual=v_train.npy",
+            "--kernel",
+            "x.npy",
+            "--labels",
+            "y.npy",
+            "--out",
+            "m2.json",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(!dir.path().join("m2.json").exists());
+    for bad in [
+        "visual",
+        "=v_train.npy",
+        "visual=",
+        "visual=v_train.npy:rbf:gamma=-1",
+        "visual=v_train.npy:nope",
+    ] {
+        let out = mmfuse(
+            &[
+                "mkl", "fit", "--data", bad, "--labels", "y.npy", "--out", "m3.json",
+            ],
+            dir.path(),
+        );
+        assert!(!out.status.success(), "--data {bad} accepted");
+        assert!(!dir.path().join("m3.json").exists());
+    }
+}
+
+/// A kernel that is clearly not PSD is refused with a message naming the way out; with
+/// --allow-indefinite the fit runs.
+#[test]
+fn indefinite_kernel_needs_the_opt_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 6;
+    let mut k = vec![0.0; n * n];
+    for i in 0..n {
+        k[i * n + i] = 1.0;
+    }
+    k[1] = 3.0;
+    k[n] = 3.0;
+    write_npy(dir.path().join("k.npy"), &[n, n], &k).expect("write");
+    let y: Vec<f64> = (0..n).map(|i| (i % 2) as f64).collect();
+    write_npy(dir.path().join("y.npy"), &[n], &y).expect("write");
+    let base = [
+        "mkl", "fit", "--kernel", "k.npy", "--labels", "y.npy", "--quiet", "--out", "m.json",
+    ];
+    let out = mmfuse(&base, dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not positive semi-definite") && err.contains("--allow-indefinite"),
+        "{err}"
+    );
+    assert!(!dir.path().join("m.json").exists());
+    let mut forced = base.to_vec();
+    forced.push("--allow-indefinite");
+    let out = mmfuse(&forced, dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

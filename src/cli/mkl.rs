@@ -1,9 +1,10 @@
 //! `mmfuse mkl fit` and `mmfuse mkl predict`: a stable contract for other tools.
 
 use crate::error::{Error, Result};
+use crate::gram::{GramOptions, Kernel, Normalization, TrainStats};
 use crate::io::{read_matrix, read_npy, write_atomic_bytes, write_npy};
 use crate::matrix::Matrix;
-use crate::mkl::{fit_with_progress, Loss, MklFit, MklModel, MklOptions};
+use crate::mkl::{fit_with_progress, DataKernel, Loss, MklFit, MklModel, MklOptions};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -38,8 +39,25 @@ pub enum LossArg {
 #[derive(Debug, Args)]
 pub struct MklFitArgs {
     /// A training kernel (n x n .npy/.npz/.csv); repeat once per kernel, in a fixed order.
-    #[arg(long = "kernel", required = true)]
+    #[arg(
+        long = "kernel",
+        required_unless_present = "data",
+        conflicts_with = "data"
+    )]
     pub kernels: Vec<PathBuf>,
+    /// Data-driven form instead of --kernel: `NAME=PATH[:KERNEL]`, one per modality, e.g.
+    /// `visual=V.npy:rbf:gamma=0.1` (n x d data; the kernel spec as in `mmfuse gram`, default
+    /// `rbf` with gamma = 1/d; PATH must not contain `:`). The Gram matrices are built and
+    /// normalised (--normalize) here, and the training data, kernels and normalisation
+    /// statistics are stored in the model so that `predict --data` applies them.
+    #[arg(long = "data", value_name = "NAME=PATH[:KERNEL]")]
+    pub data: Vec<String>,
+    /// Normalisation of the data-driven kernels: none, trace, unit-diag, center.
+    #[arg(long, default_value = "trace")]
+    pub normalize: String,
+    /// Fit even if a kernel has a negative 2 x 2 principal minor (clearly not PSD).
+    #[arg(long)]
+    pub allow_indefinite: bool,
     /// Labels (hinge: any distinct values) or targets (squared), length n (.npy or .csv).
     #[arg(long)]
     pub labels: PathBuf,
@@ -76,8 +94,15 @@ pub struct MklPredictArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// A test kernel K_m(X_test, X_train), n_test x n_train; same order as at training.
-    #[arg(long = "kernel", required = true)]
+    #[arg(
+        long = "kernel",
+        required_unless_present = "data",
+        conflicts_with = "data"
+    )]
     pub kernels: Vec<PathBuf>,
+    /// Test data for a model fitted with --data: `NAME=PATH`, once per modality (any order).
+    #[arg(long = "data", value_name = "NAME=PATH")]
+    pub data: Vec<String>,
     /// Decision values (.npy): n_test values, or n_test x classes for one-vs-rest.
     #[arg(long)]
     pub out: PathBuf,
@@ -136,6 +161,37 @@ fn fit_json(f: &MklFit) -> Value {
     })
 }
 
+/// `NAME=PATH[:KERNEL]` of `--data` (the kernel defaults to rbf, gamma = 1/d).
+pub fn parse_data_arg(arg: &str) -> Result<(String, PathBuf, Kernel)> {
+    let (name, rest) = arg
+        .split_once('=')
+        .ok_or_else(|| Error::param("data", format!("expected NAME=PATH[:KERNEL], got `{arg}`")))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::param(
+            "data",
+            format!("empty modality name in `{arg}`"),
+        ));
+    }
+    let (path, spec) = match rest.split_once(':') {
+        Some((path, spec)) => (path, spec),
+        None => (rest, "rbf"),
+    };
+    if path.is_empty() {
+        return Err(Error::param("data", format!("empty path in `{arg}`")));
+    }
+    Ok((name.to_string(), PathBuf::from(path), spec.parse()?))
+}
+
+fn data_json(d: &DataKernel) -> Value {
+    json!({
+        "name": d.name, "kernel": d.kernel.to_string(), "normalize": d.stats.kind.to_string(),
+        "trace_mean": d.stats.trace_mean, "diag": d.stats.diag, "col_means": d.stats.col_means,
+        "grand_mean": d.stats.grand_mean,
+        "train": { "rows": d.train.nrows(), "cols": d.train.ncols(), "values": d.train.as_slice() },
+    })
+}
+
 /// The model file: the contract keys at the top level (for one-vs-rest, each holds one entry
 /// per class), plus `per_class` with every fit, `classes`, and the options.
 pub fn model_json(m: &MklModel) -> Value {
@@ -180,6 +236,12 @@ pub fn model_json(m: &MklModel) -> Value {
     o.insert("tol".into(), json!(m.options.tol));
     o.insert("classes".into(), json!(m.classes));
     o.insert("per_class".into(), Value::Array(per));
+    if !m.data.is_empty() {
+        o.insert(
+            "data".into(),
+            Value::Array(m.data.iter().map(data_json).collect()),
+        );
+    }
     top
 }
 
@@ -258,11 +320,54 @@ pub fn model_from_json(v: &Value, path: &Path) -> Result<MklModel> {
     {
         return Err(bad(path, "fits of different sizes"));
     }
-    Ok(MklModel {
+    let model = MklModel {
         options,
         classes: vec_of(&v["classes"], "classes")?,
         fits,
-    })
+        data: Vec::new(),
+    };
+    let Some(entries) = v.get("data") else {
+        return Ok(model);
+    };
+    let entries = entries
+        .as_array()
+        .ok_or_else(|| bad(path, "`data` is not an array"))?;
+    let mut data = Vec::new();
+    for e in entries {
+        let name = e["name"]
+            .as_str()
+            .ok_or_else(|| bad(path, "a data entry has no name"))?;
+        let kernel: Kernel = e["kernel"]
+            .as_str()
+            .ok_or_else(|| bad(path, "a data entry has no kernel"))?
+            .parse()?;
+        let kind: Normalization = e["normalize"]
+            .as_str()
+            .ok_or_else(|| bad(path, "a data entry has no normalize"))?
+            .parse()?;
+        let rows = e["train"]["rows"].as_u64().unwrap_or(0) as usize;
+        let cols = e["train"]["cols"].as_u64().unwrap_or(0) as usize;
+        let values = vec_of(&e["train"]["values"], "train values")?;
+        if rows.checked_mul(cols) != Some(values.len()) || rows * cols == 0 {
+            return Err(bad(
+                path,
+                &format!("training data of `{name}` has a bad shape"),
+            ));
+        }
+        data.push(DataKernel {
+            name: name.to_string(),
+            kernel,
+            train: Matrix::from_vec(rows, cols, values)?,
+            stats: TrainStats {
+                kind,
+                trace_mean: f64_of(&e["trace_mean"], "trace_mean")?,
+                diag: vec_of(&e["diag"], "diag")?,
+                col_means: vec_of(&e["col_means"], "col_means")?,
+                grand_mean: f64_of(&e["grand_mean"], "grand_mean")?,
+            },
+        });
+    }
+    model.with_data(data).map_err(|e| bad(path, &e.to_string()))
 }
 
 pub(crate) fn run(a: MklArgs) -> Result<()> {
@@ -274,11 +379,30 @@ pub(crate) fn run(a: MklArgs) -> Result<()> {
 
 fn run_fit(a: MklFitArgs) -> Result<()> {
     let p = parse_p(&a.p)?;
-    let kernels = a
-        .kernels
-        .iter()
-        .map(read_matrix::<f64>)
-        .collect::<Result<Vec<_>>>()?;
+    let mut modalities = Vec::new();
+    let kernels = if a.data.is_empty() {
+        a.kernels
+            .iter()
+            .map(read_matrix::<f64>)
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        let how: Normalization = a.normalize.parse()?;
+        let mut ks = Vec::new();
+        for arg in &a.data {
+            let (name, path, kernel) = parse_data_arg(arg)?;
+            if modalities.iter().any(|d: &DataKernel| d.name == name) {
+                return Err(Error::param(
+                    "data",
+                    format!("modality `{name}` given twice"),
+                ));
+            }
+            let x: Matrix<f64> = read_matrix(&path)?;
+            let (d, k) = DataKernel::new(&name, x, &kernel, how, &GramOptions::default())?;
+            modalities.push(d);
+            ks.push(k);
+        }
+        ks
+    };
     let y = read_vector(&a.labels, "labels")?;
     let refs: Vec<&Matrix<f64>> = kernels.iter().collect();
     let opts = MklOptions {
@@ -291,6 +415,7 @@ fn run_fit(a: MklFitArgs) -> Result<()> {
         eps: a.eps,
         tol: a.tol,
         max_iter: a.max_iter,
+        allow_indefinite: a.allow_indefinite,
         ..MklOptions::default()
     };
     let quiet = a.quiet;
@@ -307,9 +432,15 @@ fn run_fit(a: MklFitArgs) -> Result<()> {
                 options: opts,
                 classes: Vec::new(),
                 fits: vec![f],
+                data: Vec::new(),
             }
         }
         Loss::Hinge => MklModel::fit_classifier_with_progress(&refs, &y, &opts, &mut progress)?,
+    };
+    let model = if modalities.is_empty() {
+        model
+    } else {
+        model.with_data(modalities)?
     };
     let text = serde_json::to_string_pretty(&model_json(&model)).unwrap_or_default();
     write_atomic_bytes(&a.out, text.as_bytes())
@@ -322,11 +453,31 @@ fn run_predict(a: MklPredictArgs) -> Result<()> {
     })?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| bad(&a.model, &e.to_string()))?;
     let model = model_from_json(&v, &a.model)?;
-    let kernels = a
-        .kernels
-        .iter()
-        .map(read_matrix::<f64>)
-        .collect::<Result<Vec<_>>>()?;
+    let kernels = if a.data.is_empty() {
+        if !model.data.is_empty() {
+            return Err(Error::param(
+                "data",
+                "this model was fitted with --data: give the test data with --data NAME=PATH",
+            ));
+        }
+        a.kernels
+            .iter()
+            .map(read_matrix::<f64>)
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        let mut test = Vec::new();
+        for arg in &a.data {
+            let (name, rest) = arg
+                .split_once('=')
+                .ok_or_else(|| Error::param("data", format!("expected NAME=PATH, got `{arg}`")))?;
+            test.push((name.trim().to_string(), read_matrix::<f64>(rest)?));
+        }
+        let views: Vec<(&str, faer::MatRef<'_, f64>)> = test
+            .iter()
+            .map(|(name, x)| (name.as_str(), x.as_mat_ref()))
+            .collect();
+        model.test_kernels(&views, &GramOptions::default())?
+    };
     let refs: Vec<&Matrix<f64>> = kernels.iter().collect();
     let scores = model.decision_function(&refs)?;
     let n_test = scores[0].len();

@@ -8,11 +8,13 @@
 //! label mapping and one-vs-rest multiclass.
 
 mod beta;
+mod data;
 mod model;
 mod ridge;
 mod simplex;
 mod smo;
 
+pub use data::DataKernel;
 pub use model::MklModel;
 
 use crate::error::{Error, Result};
@@ -45,6 +47,12 @@ pub struct MklOptions {
     pub max_iter: usize,
     /// Maximum number of SMO steps per fixed-beta solve.
     pub max_smo_iter: usize,
+    /// Fit even if a kernel is clearly not positive semi-definite (a 2 x 2 principal minor
+    /// below zero: K_ij^2 > K_ii K_jj). Off by default: such a kernel is usually a bug
+    /// upstream (a distance instead of a similarity, a bad normalisation). With it on, the
+    /// SMO clamps non-positive curvatures as libsvm does, and the lp-MKL theory (convexity,
+    /// the duality gap as a bound) no longer holds.
+    pub allow_indefinite: bool,
 }
 
 impl Default for MklOptions {
@@ -57,6 +65,7 @@ impl Default for MklOptions {
             tol: 1e-3,
             max_iter: 200,
             max_smo_iter: 10_000_000,
+            allow_indefinite: false,
         }
     }
 }
@@ -135,7 +144,8 @@ impl MklFit {
 }
 
 /// Checks the training problem: kernels square, same size, finite and symmetric (to 1e-8
-/// relative), with a non-negative diagonal; labels +-1 with both classes (hinge) or finite
+/// relative), with a non-negative diagonal and (unless `allow_indefinite`) no 2 x 2 principal
+/// minor below zero (|K_ij| <= sqrt(K_ii K_jj), with a relative slack of 1e-6 for rounding); labels +-1 with both classes (hinge) or finite
 /// (squared); p >= 1, C > 0, eps > 0, tol > 0.
 fn validate(kernels: &[&Matrix<f64>], y: &[f64], o: &MklOptions) -> Result<usize> {
     let first = kernels
@@ -178,7 +188,9 @@ fn validate(kernels: &[&Matrix<f64>], y: &[f64], o: &MklOptions) -> Result<usize
             }
             scale = scale.max(v);
         }
-        check_symmetric_finite(data, n, 1e-8 * scale.max(f64::MIN_POSITIVE), &what)?;
+        let sqrt_diag: Vec<f64> = (0..n).map(|i| data[i * n + i].sqrt()).collect();
+        let minors = (!o.allow_indefinite).then_some(&sqrt_diag[..]);
+        check_symmetric_finite(data, n, 1e-8 * scale.max(f64::MIN_POSITIVE), minors, &what)?;
     }
     if y.len() != n {
         return Err(Error::Shape(format!("{} labels for {n} samples", y.len())));
@@ -219,6 +231,9 @@ fn validate(kernels: &[&Matrix<f64>], y: &[f64], o: &MklOptions) -> Result<usize
     Ok(n)
 }
 
+/// Relative slack of the 2 x 2 minor test |K_ij| <= sqrt(K_ii K_jj).
+const MINOR_SLACK: f64 = 1.0 + 1e-6;
+
 fn non_finite(what: &str, row: usize, col: usize, v: f64) -> Error {
     Error::NonFinite {
         what: what.to_string(),
@@ -229,10 +244,18 @@ fn non_finite(what: &str, row: usize, col: usize, v: f64) -> Error {
 }
 
 /// One pass over the off-diagonal pairs, in 32 x 32 blocks and their mirrors (both read a
-/// cache line at a time): every entry finite and |K_ij - K_ji| <= tol. Block rows run in
+/// cache line at a time): every entry finite and |K_ij - K_ji| <= tol; with `sqrt_diag`, also
+/// |K_ij| <= sqrt(K_ii) sqrt(K_jj) (1 + 1e-6) + tol (a PSD matrix has no negative 2 x 2
+/// principal minor; the slack covers rounding in how K was computed). Block rows run in
 /// parallel (the pass is bound by memory bandwidth); the error reported is the first in row
 /// order whatever the thread count.
-fn check_symmetric_finite(data: &[f64], n: usize, tol: f64, what: &str) -> Result<()> {
+fn check_symmetric_finite(
+    data: &[f64],
+    n: usize,
+    tol: f64,
+    sqrt_diag: Option<&[f64]>,
+    what: &str,
+) -> Result<()> {
     use rayon::prelude::*;
     const B: usize = 32;
     let first_bad = (0..n.div_ceil(B)).into_par_iter().find_map_first(|bi| {
@@ -262,6 +285,12 @@ fn check_symmetric_finite(data: &[f64], n: usize, tol: f64, what: &str) -> Resul
                     let diff = (a - b).abs();
                     bad |= diff.is_nan() | (diff > tol);
                 }
+                if let Some(sd) = sqrt_diag {
+                    let bound_i = sd[i] * MINOR_SLACK;
+                    for (&a, &sj) in row.iter().zip(&sd[j0..jend]) {
+                        bad |= a.abs() > bound_i * sj + tol;
+                    }
+                }
                 if bad {
                     for (jj, (&a, &b)) in row.iter().zip(mrow).enumerate() {
                         let j = j0 + jj;
@@ -275,6 +304,18 @@ fn check_symmetric_finite(data: &[f64], n: usize, tol: f64, what: &str) -> Resul
                             return Some(Error::Shape(format!(
                                 "{what} is not symmetric: K[{i}][{j}] = {a} but K[{j}][{i}] = {b}"
                             )));
+                        }
+                        if let Some(sd) = sqrt_diag {
+                            if a.abs() > sd[i] * MINOR_SLACK * sd[j] + tol {
+                                return Some(Error::NotPsd(format!(
+                                    "{what} is not positive semi-definite: K[{i}][{j}]^2 = {:e} \
+                                     > K[{i}][{i}] K[{j}][{j}] = {:e} (a negative 2 x 2 minor); \
+                                     to fit anyway, set allow_indefinite (CLI: \
+                                     --allow-indefinite)",
+                                    a * a,
+                                    sd[i] * sd[i] * sd[j] * sd[j]
+                                )));
+                            }
                         }
                     }
                 }

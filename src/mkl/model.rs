@@ -2,9 +2,11 @@
 //! -1 / +1 for the hinge loss and back), one-vs-rest for more than two classes (one beta per
 //! class), regression with the squared loss.
 
-use super::{fit, fit_with_progress, Loss, MklFit, MklOptions};
+use super::{fit, fit_with_progress, DataKernel, Loss, MklFit, MklOptions};
 use crate::error::{Error, Result};
+use crate::gram::GramOptions;
 use crate::matrix::Matrix;
+use faer::MatRef;
 
 /// A trained MKL model.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,6 +18,10 @@ pub struct MklModel {
     /// One fit for two classes or regression (the positive class is `classes[1]`), one per
     /// class (that class against the rest) for more than two.
     pub fits: Vec<MklFit>,
+    /// The data-driven form: one entry per kernel (same order), with the training data, the
+    /// kernel and its normalisation, so that prediction can start from test data
+    /// ([`MklModel::predict_from_data`]). Empty when trained on precomputed kernels.
+    pub data: Vec<DataKernel>,
 }
 
 impl MklModel {
@@ -77,6 +83,7 @@ impl MklModel {
             options: opts,
             classes,
             fits,
+            data: Vec::new(),
         })
     }
 
@@ -95,7 +102,103 @@ impl MklModel {
             options: opts,
             classes: Vec::new(),
             fits: vec![f],
+            data: Vec::new(),
         })
+    }
+
+    /// Attaches the data-driven modalities the training kernels were built from (same order),
+    /// so that the model predicts from test data.
+    pub fn with_data(mut self, data: Vec<DataKernel>) -> Result<Self> {
+        let nk = self.fits.first().map_or(0, |f| f.beta.len());
+        let n = self.fits.first().map_or(0, |f| f.coef.len());
+        if data.len() != nk {
+            return Err(Error::Shape(format!(
+                "{} modalities for a model of {nk} kernels",
+                data.len()
+            )));
+        }
+        for d in &data {
+            if d.train.nrows() != n {
+                return Err(Error::Shape(format!(
+                    "modality `{}` has {} training rows, the model {n}",
+                    d.name,
+                    d.train.nrows()
+                )));
+            }
+        }
+        self.data = data;
+        Ok(self)
+    }
+
+    /// The normalised test kernels K_m(X_test, X_train) for test data given by modality name
+    /// (any order; every modality of the model exactly once).
+    pub fn test_kernels(
+        &self,
+        test: &[(&str, MatRef<'_, f64>)],
+        opts: &GramOptions,
+    ) -> Result<Vec<Matrix<f64>>> {
+        if self.data.is_empty() {
+            return Err(Error::param(
+                "data",
+                "this model was trained on precomputed kernels; give test kernels instead",
+            ));
+        }
+        for (name, _) in test {
+            if !self.data.iter().any(|d| d.name == *name) {
+                return Err(Error::param(
+                    "data",
+                    format!("the model has no modality `{name}`"),
+                ));
+            }
+        }
+        let mut n_test = None;
+        self.data
+            .iter()
+            .map(|d| {
+                let mut found = test.iter().filter(|(name, _)| *name == d.name);
+                let (_, x) = found.next().ok_or_else(|| {
+                    Error::param(
+                        "data",
+                        format!("test data for modality `{}` is missing", d.name),
+                    )
+                })?;
+                if found.next().is_some() {
+                    return Err(Error::param(
+                        "data",
+                        format!("modality `{}` given twice", d.name),
+                    ));
+                }
+                if *n_test.get_or_insert(x.nrows()) != x.nrows() {
+                    return Err(Error::Shape(format!(
+                        "test data of modality `{}` has {} rows, the others {}",
+                        d.name,
+                        x.nrows(),
+                        n_test.unwrap_or(0)
+                    )));
+                }
+                d.test_kernel(*x, opts)
+            })
+            .collect()
+    }
+
+    /// [`MklModel::decision_function`] from test data (see [`MklModel::test_kernels`]).
+    pub fn decision_function_from_data(
+        &self,
+        test: &[(&str, MatRef<'_, f64>)],
+        opts: &GramOptions,
+    ) -> Result<Vec<Vec<f64>>> {
+        let ks = self.test_kernels(test, opts)?;
+        self.decision_function(&ks.iter().collect::<Vec<_>>())
+    }
+
+    /// [`MklModel::predict`] from test data (see [`MklModel::test_kernels`]).
+    pub fn predict_from_data(
+        &self,
+        test: &[(&str, MatRef<'_, f64>)],
+        opts: &GramOptions,
+    ) -> Result<Vec<f64>> {
+        let ks = self.test_kernels(test, opts)?;
+        self.predict(&ks.iter().collect::<Vec<_>>())
     }
 
     /// Decision values: one column per fit (n_test rows), from test kernels K_m(X_test, X_train).
