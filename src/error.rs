@@ -41,6 +41,10 @@ pub enum Error {
     /// An iterative method stopped before reaching its tolerance.
     #[error("not converged: {0}")]
     NotConverged(String),
+    /// Training produced a NaN or an infinity (loss, gradient or parameter); the message says
+    /// where. The model is left at its last finite weights.
+    #[error("training diverged: {0}")]
+    Diverged(String),
     /// The result would need more memory than allowed.
     #[error("too large: {what} needs {bytes} bytes (limit {limit} bytes)")]
     TooLarge {

@@ -40,6 +40,7 @@
 pub mod error;
 pub mod gram;
 pub mod io;
+pub mod lmf;
 pub mod matrix;
 pub mod mkl;
 pub mod scalar;

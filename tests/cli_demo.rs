@@ -1,51 +1,168 @@
-//! `mmfuse demo` end to end at a small size: the report folder is written and its numbers are
-//! sane.
+//! `mmfuse demo` end to end at a small size (`--n 200 --epochs 5`): the report folder is
+//! written and its numbers are sane.
 
+use std::path::Path;
 use std::process::Command;
+
+fn run_demo(out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mmfuse"))
+        .args([
+            "demo", "--n", "200", "--epochs", "5", "--seed", "3", "--quiet", "--out",
+        ])
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("run mmfuse demo")
+}
+
+/// ||v||_p for finite p >= 1, or the max for p = inf.
+fn pnorm(v: &[f64], p: f64) -> f64 {
+    if p.is_infinite() {
+        v.iter().fold(0.0f64, |m, &x| m.max(x))
+    } else {
+        v.iter().map(|x| x.powf(p)).sum::<f64>().powf(1.0 / p)
+    }
+}
 
 #[test]
 fn demo_writes_a_sane_report() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("demo");
-    let status = Command::new(env!("CARGO_BIN_EXE_mmfuse"))
-        .args(["demo", "--n", "200", "--seed", "3", "--quiet", "--out"])
-        .arg(&out)
-        .output()
-        .expect("run mmfuse demo");
+    let status = run_demo(&out, &[]);
     assert!(
         status.status.success(),
         "demo failed: {}",
         String::from_utf8_lossy(&status.stderr)
     );
     assert!(status.stderr.is_empty(), "--quiet prints nothing on stderr");
-    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
-    assert!(report.contains("| visual |") && report.contains("| text |"));
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        stdout.contains("MKL p=4/3") && stdout.contains("LMF rank 4"),
+        "{stdout}"
+    );
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
             .expect("valid JSON");
+
+    // Modalities and their single-kernel SVMs.
     let mods = results["modalities"].as_array().expect("modalities");
-    assert_eq!(mods.len(), 3);
+    let names: Vec<&str> = mods.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["visual", "audio", "text"]);
     for m in mods {
-        assert_eq!(m["symmetric"], true);
-        assert_eq!(m["unit_diagonal"], true);
-        // rbf Gram matrices are PSD; with distinct points strictly positive definite.
-        assert!(m["min_eigenvalue"].as_f64().expect("eig") > -1e-10);
         let a = m["alignment"].as_f64().expect("alignment");
         assert!((-1.0..=1.0).contains(&a));
+        let acc = m["accuracy_alone"].as_f64().expect("accuracy");
+        assert!((0.0..=1.0).contains(&acc));
     }
-    assert_eq!(results["noise_modality_lowest_alignment"], true);
-    assert!(results["throughput"]["gflops"].as_f64().expect("gflops") > 0.0);
+
+    // MKL: beta on the p-sphere, shares on the simplex, the noise modality lowest.
+    let mkl = results["mkl"].as_array().expect("mkl");
+    assert_eq!(mkl.len(), 4, "default p list 1, 4/3, 2, inf");
+    for r in mkl {
+        let p = match &r["p"] {
+            serde_json::Value::String(s) if s == "inf" => f64::INFINITY,
+            v => v.as_f64().expect("p"),
+        };
+        let beta: Vec<f64> = serde_json::from_value(r["beta"].clone()).expect("beta");
+        let shares: Vec<f64> = serde_json::from_value(r["beta_shares"].clone()).expect("shares");
+        assert!(beta.iter().all(|&b| b >= 0.0), "p = {p}: {beta:?}");
+        assert!(
+            (pnorm(&beta, p) - 1.0).abs() < 1e-9,
+            "p = {p}: ||beta||_p != 1: {beta:?}"
+        );
+        assert!(
+            (shares.iter().sum::<f64>() - 1.0).abs() < 1e-12,
+            "{shares:?}"
+        );
+        assert_eq!(r["converged"], true, "p = {p}");
+        if p.is_finite() {
+            assert!(
+                beta[2] <= beta[0] && beta[2] <= beta[1],
+                "p = {p}: {beta:?}"
+            );
+        }
+        let acc = r["accuracy"].as_f64().expect("accuracy");
+        assert!(acc > 0.6, "p = {p}: held-out accuracy {acc}");
+    }
+    assert_eq!(results["noise_modality_lowest_weight"], true);
+
+    // Kernel PCA of the three kernels and the combined one, each with its figure.
+    let kpca = results["kpca"].as_array().expect("kpca");
+    assert_eq!(kpca.len(), 4);
+    let mut figures: Vec<String> = kpca
+        .iter()
+        .map(|k| {
+            let ev: Vec<f64> = serde_json::from_value(k["eigenvalues"].clone()).expect("eig");
+            assert!(ev[0] >= ev[1], "eigenvalues sorted: {ev:?}");
+            assert!(k["fisher"].as_f64().expect("fisher") >= 0.0);
+            k["figure"].as_str().expect("figure").to_string()
+        })
+        .collect();
+
+    // LMF: the training loss went down.
+    let lmf = &results["lmf"];
+    let train: Vec<f64> = serde_json::from_value(lmf["train_loss"].clone()).expect("train");
+    let val: Vec<f64> = serde_json::from_value(lmf["val_loss"].clone()).expect("val");
+    assert_eq!(train.len(), 5);
+    assert_eq!(val.len(), 5);
+    assert!(train[4] < train[0], "{train:?}");
+    assert_eq!(lmf["train_loss_decreased"], true);
+    figures.push(lmf["figure"].as_str().expect("figure").to_string());
+
+    // Throughput.
+    let tp = &results["throughput"];
+    assert!(tp["gram"]["gflops"].as_f64().expect("gflops") > 0.0);
+    assert!(
+        tp["lmf_forward"]["samples_per_second"]
+            .as_f64()
+            .expect("sps")
+            > 0.0
+    );
+
+    // Every figure is a well-formed SVG document, embedded in the report.
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    for f in &figures {
+        let text = std::fs::read_to_string(out.join(f)).unwrap_or_else(|_| panic!("{f} missing"));
+        let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(doc.root_element().tag_name().name(), "svg", "{f}");
+        assert!(
+            doc.descendants()
+                .filter(|n| n.has_tag_name("circle"))
+                .count()
+                > 0,
+            "{f}"
+        );
+        assert!(
+            report.contains(&format!("]({f})")),
+            "{f} not embedded in report.md"
+        );
+    }
+    assert!(report.contains("| visual |") && report.contains("| text |"));
 }
 
 #[test]
-fn demo_rejects_tiny_n() {
+fn demo_rejects_bad_options_and_writes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_mmfuse"))
-        .args(["demo", "--n", "2", "--quiet", "--out"])
-        .arg(dir.path().join("d"))
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
-    assert!(!dir.path().join("d").exists());
+    for (extra, needle) in [
+        (&["--n", "2"][..], "n"),
+        (&["--p", "0.5"], "p"),
+        (&["--p", "1,x"], "p"),
+        (&["--rank", "0"], "rank"),
+        (&["--epochs", "0"], "epochs"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mmfuse"))
+            .args(["demo", "--quiet", "--out"])
+            .arg(dir.path().join("d"))
+            .args(extra)
+            .output()
+            .expect("run mmfuse demo");
+        assert!(!out.status.success(), "{extra:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("error:") && err.contains(needle),
+            "{extra:?}: {err}"
+        );
+        assert!(!err.contains("multiple times"), "{extra:?}: {err}");
+        assert!(!dir.path().join("d").exists(), "{extra:?} left a folder");
+    }
 }

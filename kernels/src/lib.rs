@@ -1,12 +1,14 @@
-//! SIMD micro-kernels of mmfuse: vectorised exp / tanh, Gram tile epilogues, row norms and the
-//! L1-distance block. Slices in, slices out: no allocation, no threads. Each public function
-//! detects the instruction set once per call (`pulp::Arch`: AVX-512 with `x86-v4`, AVX2 + FMA, or
-//! scalar) and runs a kernel compiled for it. Each has a plain scalar twin in [`reference`].
+//! SIMD micro-kernels of mmfuse: vectorised exp / tanh, Gram tile epilogues, row norms, the
+//! L1-distance block and the low-rank multimodal fusion pass. Slices in, slices out: no
+//! allocation, no threads. Each public function detects the instruction set once per call
+//! (`pulp::Arch`: AVX-512 with `x86-v4`, AVX2 + FMA, or scalar) and runs a kernel compiled for
+//! it. Each has a plain scalar twin in [`reference`].
 #![warn(missing_docs)]
 
 mod distance;
 mod epilogue;
 mod exp;
+mod lmf;
 pub mod reference;
 mod simd;
 mod tile;
@@ -34,6 +36,26 @@ pub trait SimdKernels: Sized {
     );
     fn sq_norms<S: Simd>(s: S, x: &[Self], d: usize, out: &mut [Self]);
     fn l1_tile<S: Simd>(s: S, x: &[Self], d: usize, panel: &[Self], out: &mut TileMut<'_, Self>);
+    fn lmf_fuse<S: Simd>(
+        s: S,
+        a: &[&[Self]],
+        rank: usize,
+        h: usize,
+        weights: Option<&[Self]>,
+        bias: &[Self],
+        out: &mut [Self],
+    );
+    #[allow(clippy::too_many_arguments)]
+    fn lmf_fuse_backward<S: Simd>(
+        s: S,
+        a: &mut [&mut [Self]],
+        rank: usize,
+        h: usize,
+        weights: &[Self],
+        grad: &[Self],
+        gp: &mut [Self],
+        scratch: &mut [Self],
+    );
 }
 
 macro_rules! impl_simd_kernels {
@@ -64,6 +86,31 @@ macro_rules! impl_simd_kernels {
             #[inline(always)]
             fn l1_tile<S: Simd>(s: S, x: &[$t], d: usize, panel: &[$t], out: &mut TileMut<'_, $t>) {
                 distance::l1_tile::<S, $t>(s, x, d, panel, out)
+            }
+            #[inline(always)]
+            fn lmf_fuse<S: Simd>(
+                s: S,
+                a: &[&[$t]],
+                rank: usize,
+                h: usize,
+                weights: Option<&[$t]>,
+                bias: &[$t],
+                out: &mut [$t],
+            ) {
+                lmf::fuse::<S, $t>(s, a, rank, h, weights, bias, out)
+            }
+            #[inline(always)]
+            fn lmf_fuse_backward<S: Simd>(
+                s: S,
+                a: &mut [&mut [$t]],
+                rank: usize,
+                h: usize,
+                weights: &[$t],
+                grad: &[$t],
+                gp: &mut [$t],
+                scratch: &mut [$t],
+            ) {
+                lmf::fuse_backward::<S, $t>(s, a, rank, h, weights, grad, gp, scratch)
             }
         }
     };
@@ -97,6 +144,23 @@ simd_op!(EpilogueOp<'a, 'b> {
 } => epilogue);
 simd_op!(SqNormsOp<'a> { x: &'a [T], d: usize, out: &'a mut [T] } => sq_norms);
 simd_op!(L1Op<'a, 'b> { x: &'a [T], d: usize, panel: &'a [T], out: &'a mut TileMut<'b, T> } => l1_tile);
+simd_op!(LmfFuseOp<'a, 'b> {
+    a: &'a [&'b [T]],
+    rank: usize,
+    h: usize,
+    weights: Option<&'a [T]>,
+    bias: &'a [T],
+    out: &'a mut [T]
+} => lmf_fuse);
+simd_op!(LmfBackwardOp<'a, 'b> {
+    a: &'a mut [&'b mut [T]],
+    rank: usize,
+    h: usize,
+    weights: &'a [T],
+    grad: &'a [T],
+    gp: &'a mut [T],
+    scratch: &'a mut [T]
+} => lmf_fuse_backward);
 
 /// `x[i] = exp(x[i])`. Maximum error 2 ulp; `exp(NaN) = NaN`, `exp(-inf) = 0`, subnormal results
 /// rounded, not flushed.
@@ -190,6 +254,114 @@ pub fn l1_distance_tile_on<T: Float>(
     out: &mut TileMut<'_, T>,
 ) {
     arch.dispatch(L1Op { x, d, panel, out })
+}
+
+/// Low-rank multimodal fusion, the pass after the per-modality GEMMs: for a block of
+/// `rows = out.len() / out_dim` samples,
+/// `out[n][k] = sum_i weights[i] prod_m a[m][n][i][k] + bias[k]`, with `a[m]` the `rows x rank x
+/// out_dim` projections of modality `m` (row-major: element `(n * rank + i) * out_dim + k`).
+/// `weights: None` means all ones (a model whose fusion weights were folded into a factor).
+/// The rank sum runs in rank order, the bias is added last.
+///
+/// ```
+/// // One sample, two modalities, rank 2, one output.
+/// let (a0, a1) = ([2.0f64, 3.0], [5.0f64, 7.0]);
+/// let mut y = [0.0f64];
+/// mmfuse_kernels::lmf_fuse(&[&a0[..], &a1[..]], 2, 1, Some(&[1.0, -1.0]), &[0.5], &mut y);
+/// assert_eq!(y[0], 2.0 * 5.0 - 3.0 * 7.0 + 0.5);
+/// ```
+///
+/// # Panics
+/// If `a` is empty, `rank` or `out_dim` is 0, or a length does not match.
+pub fn lmf_fuse<T: Float>(
+    a: &[&[T]],
+    rank: usize,
+    out_dim: usize,
+    weights: Option<&[T]>,
+    bias: &[T],
+    out: &mut [T],
+) {
+    lmf_fuse_on(Arch::new(), a, rank, out_dim, weights, bias, out)
+}
+
+/// [`lmf_fuse`] on a given instruction set.
+pub fn lmf_fuse_on<T: Float>(
+    arch: Arch,
+    a: &[&[T]],
+    rank: usize,
+    out_dim: usize,
+    weights: Option<&[T]>,
+    bias: &[T],
+    out: &mut [T],
+) {
+    arch.dispatch(LmfFuseOp {
+        a,
+        rank,
+        h: out_dim,
+        weights,
+        bias,
+        out,
+    })
+}
+
+/// Scratch length [`lmf_fuse_backward`] needs for `modalities` modalities: one register of the
+/// widest instruction set (64 bytes) per modality.
+pub fn lmf_scratch_len<T: Float>(modalities: usize) -> usize {
+    modalities * (64 / core::mem::size_of::<T>())
+}
+
+/// Backward of [`lmf_fuse`] for one block, given `grad = dL/dout` (`rows x out_dim`):
+/// overwrites every `a[m]` with `dA_m[n][i][k] = weights[i] grad[n][k] prod_{m' != m}
+/// a[m'][n][i][k]` (leave-one-out products from prefix and suffix products, no division) and
+/// adds `sum_n grad[n][k] prod_m a[m][n][i][k]` into `gp[i][k]` (`rank x out_dim`; the fusion
+/// weights' gradient is then `dw_i = sum_k gp[i][k]`). `scratch` needs
+/// [`lmf_scratch_len`]`(a.len())` elements.
+///
+/// ```
+/// let (mut a0, mut a1) = ([2.0f64], [5.0f64]);
+/// let mut gp = [0.0f64];
+/// let mut scratch = vec![0.0f64; mmfuse_kernels::lmf_scratch_len::<f64>(2)];
+/// mmfuse_kernels::lmf_fuse_backward(
+///     &mut [&mut a0[..], &mut a1[..]], 1, 1, &[3.0], &[1.0], &mut gp, &mut scratch,
+/// );
+/// assert_eq!((a0[0], a1[0], gp[0]), (3.0 * 5.0, 3.0 * 2.0, 10.0));
+/// ```
+///
+/// # Panics
+/// If `a` is empty, `rank` or `out_dim` is 0, a length does not match, or `scratch` is short.
+pub fn lmf_fuse_backward<T: Float>(
+    a: &mut [&mut [T]],
+    rank: usize,
+    out_dim: usize,
+    weights: &[T],
+    grad: &[T],
+    gp: &mut [T],
+    scratch: &mut [T],
+) {
+    lmf_fuse_backward_on(Arch::new(), a, rank, out_dim, weights, grad, gp, scratch)
+}
+
+/// [`lmf_fuse_backward`] on a given instruction set.
+#[allow(clippy::too_many_arguments)]
+pub fn lmf_fuse_backward_on<T: Float>(
+    arch: Arch,
+    a: &mut [&mut [T]],
+    rank: usize,
+    out_dim: usize,
+    weights: &[T],
+    grad: &[T],
+    gp: &mut [T],
+    scratch: &mut [T],
+) {
+    arch.dispatch(LmfBackwardOp {
+        a,
+        rank,
+        h: out_dim,
+        weights,
+        grad,
+        gp,
+        scratch,
+    })
 }
 
 /// Every instruction set this CPU can run, best last: always `Arch::Scalar`, then AVX2 + FMA

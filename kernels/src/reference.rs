@@ -92,3 +92,73 @@ pub fn l1_tile<T: Float>(x: &[T], d: usize, panel: &[T], out: &mut TileMut<'_, T
         }
     }
 }
+
+/// LMF forward ([`crate::lmf_fuse`]) by plain loops: per sample, per output, the product over
+/// modalities then the rank sum in rank order (`acc + w_i p`, two roundings), the bias last.
+pub fn lmf_fuse<T: Float>(
+    a: &[&[T]],
+    rank: usize,
+    h: usize,
+    weights: Option<&[T]>,
+    bias: &[T],
+    out: &mut [T],
+) {
+    assert!(!a.is_empty() && rank > 0 && h > 0 && out.len() % h == 0);
+    let rows = out.len() / h;
+    for am in a {
+        assert_eq!(am.len(), rows * rank * h);
+    }
+    for n in 0..rows {
+        for k in 0..h {
+            let mut acc = T::ZERO;
+            for i in 0..rank {
+                let idx = (n * rank + i) * h + k;
+                let mut p = a[0][idx];
+                for am in &a[1..] {
+                    p = p * am[idx];
+                }
+                acc += match weights {
+                    Some(w) => w[i] * p,
+                    None => p,
+                };
+            }
+            out[n * h + k] = acc + bias[k];
+        }
+    }
+}
+
+/// LMF backward ([`crate::lmf_fuse_backward`]) by plain loops, with the same prefix / suffix
+/// products (no division).
+pub fn lmf_fuse_backward<T: Float>(
+    a: &mut [&mut [T]],
+    rank: usize,
+    h: usize,
+    weights: &[T],
+    grad: &[T],
+    gp: &mut [T],
+) {
+    assert!(!a.is_empty() && rank > 0 && h > 0 && grad.len() % h == 0);
+    let rows = grad.len() / h;
+    let nm = a.len();
+    let mut pre = vec![T::ZERO; nm];
+    for n in 0..rows {
+        for i in 0..rank {
+            for k in 0..h {
+                let idx = (n * rank + i) * h + k;
+                let g = grad[n * h + k];
+                let mut p = T::ONE;
+                for m in 0..nm {
+                    pre[m] = p;
+                    p = p * a[m][idx];
+                }
+                gp[i * h + k] += g * p;
+                let mut suf = g * weights[i];
+                for m in (0..nm).rev() {
+                    let am = a[m][idx];
+                    a[m][idx] = pre[m] * suf;
+                    suf = suf * am;
+                }
+            }
+        }
+    }
+}

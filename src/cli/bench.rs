@@ -26,6 +26,8 @@ pub enum BenchWhat {
     Gram(BenchGramArgs),
     /// p-norm MKL fit time on synthetic (or given) kernels.
     Mkl(BenchMklArgs),
+    /// LMF forward (or training step) throughput on random data.
+    Lmf(super::bench_lmf::BenchLmfArgs),
 }
 
 /// `mmfuse bench mkl`.
@@ -156,6 +158,7 @@ impl GramBenchResult {
 pub(crate) fn run(a: BenchArgs) -> Result<()> {
     match a.what {
         BenchWhat::Mkl(m) => super::bench_mkl::run(&m),
+        BenchWhat::Lmf(l) => super::bench_lmf::run(&l),
         BenchWhat::Gram(g) => {
             let r = bench_gram(&g)?;
             if g.json {

@@ -2,19 +2,25 @@
 //! tools (and the fuzz targets) can parse command lines exactly as the binary does.
 
 mod bench;
+mod bench_lmf;
 mod bench_mkl;
 mod demo;
 mod gram;
+mod lmf;
 mod mkl;
+mod progress;
+mod svg;
 
 use crate::error::Error;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub use bench::{bench_gram, BenchArgs, BenchGramArgs, BenchMklArgs, BenchWhat, GramBenchResult};
+pub use bench_lmf::BenchLmfArgs;
 pub use bench_mkl::synthetic_problem;
 pub use demo::DemoArgs;
 pub use gram::{Dtype, GramArgs};
+pub use lmf::{LmfArgs, LmfCommand, LmfForwardArgs, LmfTrainArgs};
 pub use mkl::{
     model_from_json, model_json, parse_p, MklArgs, MklCommand, MklFitArgs, MklPredictArgs,
 };
@@ -37,6 +43,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// p-norm multiple kernel learning: fit weights and a model, predict.
     Mkl(MklArgs),
+    /// Low-rank multimodal fusion: train (Adam) and run models, weights in safetensors.
+    Lmf(LmfArgs),
     /// The end-to-end study on simulated three-modality data (writes a report folder).
     Demo(DemoArgs),
 }
@@ -67,5 +75,6 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Bench(a) => bench::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Mkl(a) => mkl::run(a),
+        Command::Lmf(a) => lmf::run(a),
     }
 }

@@ -1,10 +1,11 @@
 //! Gram (kernel) matrices: K(X, X) and K(X, Y) for six kernels, normalisations, weighted
-//! combinations, and rows on demand.
+//! combinations, rows on demand, and kernel PCA.
 
 mod analysis;
 mod assemble;
 mod combine;
 mod input;
+mod kpca;
 mod normalize;
 mod rows;
 mod spec;
@@ -13,6 +14,7 @@ pub use analysis::{kernel_target_alignment, median_heuristic_gamma};
 pub use assemble::{cross_gram, gram, GramOptions};
 pub use combine::{combine, combine_into};
 pub(crate) use input::check_finite_matrix;
+pub use kpca::{fisher_criterion, kernel_pca, KernelPca};
 pub use normalize::{normalized_gram, self_similarities, Normalization, TrainStats};
 pub use rows::{CombinedRows, KernelRows, RowSource};
 pub use spec::{Kernel, DEFAULT_COEF0, DEFAULT_DEGREE};

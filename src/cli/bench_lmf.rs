@@ -1,0 +1,174 @@
+//! `mmfuse bench lmf`: LMF throughput on random data, forward (inference, pre-scaled model) or
+//! training (forward + backward + one Adam step per batch), with faer's GEMMs of the same
+//! shapes timed alone in the same run for scale (GFLOP/s count 2 N sum(d_m) r h for the
+//! forward pass, three times that for a training step).
+
+use crate::error::{Error, Result};
+use crate::lmf::{Adam, LmfModel, LmfOptions, Loss, TrainOptions};
+use crate::matrix::Matrix;
+use crate::util::SplitMix64;
+use clap::Args;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par};
+use std::time::Instant;
+
+/// `mmfuse bench lmf`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchLmfArgs {
+    /// Samples per batch.
+    #[arg(long, default_value_t = 4096)]
+    pub batch: usize,
+    /// Rank r.
+    #[arg(long, default_value_t = 4)]
+    pub rank: usize,
+    /// Output size h.
+    #[arg(long, default_value_t = 1)]
+    pub out_dim: usize,
+    /// Feature counts of the modalities, comma-separated.
+    #[arg(long, default_value = "128,64,300")]
+    pub dims: String,
+    /// Time a training step (forward, MSE loss, backward, Adam) instead of the forward pass.
+    #[arg(long)]
+    pub train: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed runs (median), after one warm-up.
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+    /// Seed of the data and of the initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_dims(s: &str) -> Result<Vec<usize>> {
+    s.split(',')
+        .map(|t| {
+            t.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&d| d > 0)
+                .ok_or_else(|| Error::param("dims", format!("`{t}` is not a feature count >= 1")))
+        })
+        .collect()
+}
+
+pub(crate) fn run(a: &BenchLmfArgs) -> Result<()> {
+    let dims = parse_dims(&a.dims)?;
+    if a.batch == 0 || a.runs == 0 {
+        return Err(Error::param("batch", "--batch and --runs must be >= 1"));
+    }
+    let names: Vec<String> = (0..dims.len()).map(|m| format!("m{m}")).collect();
+    let spec: Vec<(&str, usize)> = names
+        .iter()
+        .map(|n| n.as_str())
+        .zip(dims.iter().copied())
+        .collect();
+    let mut model = LmfModel::<f32>::new(&spec, a.rank, a.out_dim, a.seed)?;
+    let mut rng = SplitMix64::new(a.seed ^ 0x5eed);
+    let mut draw = |rows: usize, cols: usize| {
+        Matrix::from_vec(
+            rows,
+            cols,
+            (0..rows * cols)
+                .map(|_| rng.next_f64() as f32 - 0.5)
+                .collect(),
+        )
+    };
+    let inputs: Vec<Matrix<f32>> = dims
+        .iter()
+        .map(|&d| draw(a.batch, d))
+        .collect::<Result<_>>()?;
+    let target = draw(a.batch, a.out_dim)?;
+    let views: Vec<_> = inputs.iter().map(|x| x.as_mat_ref()).collect();
+    if a.threads == Some(0) {
+        return Err(Error::param("threads", "must be >= 1"));
+    }
+    // One pool for every run, so that thread start-up is not timed.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads.unwrap_or_else(rayon::current_num_threads))
+        .build()
+        .map_err(|e| Error::param("threads", e.to_string()))?;
+    let threads = pool.current_num_threads();
+    let exec = LmfOptions::default();
+    let mut times = Vec::with_capacity(a.runs);
+    pool.install(|| -> Result<()> {
+        if a.train {
+            let mut adam = Adam::new(&model, TrainOptions::default().adam())?;
+            for run in 0..=a.runs {
+                let t = Instant::now();
+                let (_, grads) =
+                    model.loss_and_gradients(&views, target.as_mat_ref(), Loss::Mse, &exec)?;
+                adam.step(&mut model, &grads)?;
+                if run > 0 {
+                    times.push(t.elapsed().as_secs_f64());
+                }
+            }
+        } else {
+            let fast = model.prescale();
+            for run in 0..=a.runs {
+                let t = Instant::now();
+                std::hint::black_box(fast.forward(&views, &exec)?);
+                if run > 0 {
+                    times.push(t.elapsed().as_secs_f64());
+                }
+            }
+        }
+        Ok(())
+    })?;
+    times.sort_by(|x, y| x.total_cmp(y));
+    let seconds = times[times.len() / 2];
+    // The same GEMMs alone (X_m times an r h-column factor, per modality), on the same pool:
+    // the forward pass cannot beat them, and should get close.
+    let rh = a.rank * a.out_dim;
+    let factors: Vec<Mat<f32>> = dims
+        .iter()
+        .map(|&d| Mat::from_fn(d, rh, |i, j| ((i * 7 + j * 3) % 11) as f32 * 0.01))
+        .collect();
+    let mut outs: Vec<Mat<f32>> = dims.iter().map(|_| Mat::zeros(a.batch, rh)).collect();
+    let par = Par::rayon(threads);
+    let mut gemm_times = Vec::with_capacity(a.runs);
+    pool.install(|| {
+        for run in 0..=a.runs {
+            let t = Instant::now();
+            for ((x, w), out) in views.iter().zip(&factors).zip(outs.iter_mut()) {
+                matmul(out.as_mut(), Accum::Replace, *x, w.as_ref(), 1.0f32, par);
+            }
+            if run > 0 {
+                gemm_times.push(t.elapsed().as_secs_f64());
+            }
+        }
+    });
+    gemm_times.sort_by(|x, y| x.total_cmp(y));
+    let gemm_seconds = gemm_times[gemm_times.len() / 2];
+    let flops = 2.0 * a.batch as f64 * dims.iter().sum::<usize>() as f64 * rh as f64;
+    // Training does the forward GEMMs, then two more of the same size per modality (dW, dX).
+    let flops = if a.train { 3.0 * flops } else { flops };
+    let gflops = flops / seconds.max(1e-12) / 1e9;
+    let gemm_gflops = 2.0 * a.batch as f64 * dims.iter().sum::<usize>() as f64 * rh as f64
+        / gemm_seconds.max(1e-12)
+        / 1e9;
+    let sps = a.batch as f64 / seconds.max(1e-12);
+    let mode = if a.train { "train" } else { "forward" };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "lmf", "mode": mode, "batch": a.batch, "rank": a.rank,
+                "out_dim": a.out_dim, "dims": dims, "threads": threads,
+                "seconds_per_batch": seconds, "samples_per_second": sps,
+                "gflops": gflops, "gemm_seconds": gemm_seconds, "gemm_gflops": gemm_gflops,
+                "fraction_of_gemm_gflops": gflops / gemm_gflops,
+            })
+        );
+    } else {
+        println!(
+            "lmf {mode} batch={} rank={} out_dim={} dims={:?} threads={threads}: {seconds:.6} s per batch, {sps:.0} samples/s, {gflops:.1} GFLOP/s | faer GEMMs alone {gemm_gflops:.1} GFLOP/s ({:.0}%)",
+            a.batch, a.rank, a.out_dim, dims, 100.0 * gflops / gemm_gflops
+        );
+    }
+    Ok(())
+}
