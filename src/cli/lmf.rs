@@ -272,9 +272,11 @@ fn run_train(a: LmfTrainArgs) -> Result<()> {
 fn run_forward(a: LmfForwardArgs) -> Result<()> {
     let inputs = read_inputs(&a.inputs)?;
     let order: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
-    // The order of the inputs given here names the file's modalities (required for files
-    // exported from PyTorch, which carry no order metadata).
-    let model = LmfModel::<f32>::load_safetensors(&a.weights, Some(&order))?;
+    // The file's own modality order when it has one (so outputs are bitwise those of the saved
+    // model); files exported from PyTorch carry none, and then the order of the inputs given
+    // here is the model's.
+    let model = LmfModel::<f32>::load_safetensors(&a.weights, None)
+        .or_else(|_| LmfModel::<f32>::load_safetensors(&a.weights, Some(&order)))?;
     let named: Vec<(&str, faer::MatRef<'_, f32>)> = inputs
         .iter()
         .map(|(n, x)| (n.as_str(), x.as_mat_ref()))
