@@ -1,10 +1,15 @@
 //! mmfuse: a multimodal fusion engine.
 //!
-//! Today: Gram (kernel) matrices K(X, X) and K(X, Y) for the linear, polynomial, rbf, laplacian,
-//! sigmoid and cosine kernels in f32 and f64 ([`gram`]), built from cache-blocked faer GEMM tiles
-//! with SIMD epilogues (the `mmfuse-kernels` crate), in parallel with rayon, exploiting symmetry;
-//! normalisations with training statistics, weighted combinations and rows on demand; NumPy
-//! `.npy` / `.npz` and CSV files ([`io`]).
+//! - [`gram`]: Gram (kernel) matrices K(X, X) and K(X, Y) for the linear, polynomial, rbf,
+//!   laplacian, sigmoid and cosine kernels in f32 and f64, built from cache-blocked faer GEMM
+//!   tiles with SIMD epilogues (the `mmfuse-kernels` crate), in parallel with rayon, exploiting
+//!   symmetry; normalisations with training statistics, weighted combinations, rows on demand,
+//!   kernel PCA.
+//! - [`mkl`]: p-norm multiple kernel learning (SVM or kernel ridge, any p >= 1 including 1 and
+//!   inf), from precomputed kernels or per-modality data.
+//! - [`lmf`]: low-rank multimodal fusion: batched forward and backward, Adam training,
+//!   safetensors weights in the PyTorch layout.
+//! - [`io`]: NumPy `.npy` / `.npz` and CSV files, written atomically.
 //!
 //! Conventions: a data matrix is n samples x d features, row-major (NumPy's C order). Inputs are
 //! faer views ([`faer::MatRef`], any strides); results are [`Matrix`] (row-major `Vec` + shape).
