@@ -45,6 +45,7 @@
 pub mod error;
 pub mod gram;
 pub mod io;
+pub mod limits;
 pub mod lmf;
 pub mod matrix;
 pub mod mkl;

@@ -91,13 +91,39 @@ impl<T: Copy> Matrix<T> {
 }
 
 impl<T: Real> Matrix<T> {
-    /// A zero matrix for the engine to fill. Large buffers come fresh from the OS (calloc:
-    /// no zeroing pass) and, on Linux, are marked for transparent huge pages before the first
-    /// write: filling a 64 MB Gram matrix otherwise spends ~15% of its time in 4 KB page faults.
+    /// [`Matrix::try_zeros_for_output`] for buffers the size of data already in memory.
     pub(crate) fn zeros_for_output(nrows: usize, ncols: usize) -> Self {
         let m = Matrix::filled(nrows, ncols, T::ZERO);
         advise_huge_pages(&m.data);
         m
+    }
+
+    /// A zero matrix for the engine to fill. Large buffers come fresh from the OS (calloc:
+    /// no zeroing pass) and, on Linux, are marked for transparent huge pages before the first
+    /// write: filling a 64 MB Gram matrix otherwise spends ~15% of its time in 4 KB page faults.
+    ///
+    /// The size is checked against the memory cap first ([`crate::limits`]), and an allocator
+    /// refusal is an error too: a request the machine cannot serve never aborts the process.
+    pub(crate) fn try_zeros_for_output(nrows: usize, ncols: usize, what: &str) -> Result<Self> {
+        crate::limits::check_alloc::<T>(nrows, ncols, what)?;
+        let len = nrows * ncols; // no overflow: check_alloc bounds the bytes by isize::MAX
+        let data = if len == 0 || std::mem::size_of::<T>() == 0 {
+            Vec::new()
+        } else {
+            let layout = std::alloc::Layout::array::<T>(len)
+                .map_err(|_| too_large::<T>(nrows, ncols, what))?;
+            // SAFETY: the layout has a non-zero size (len > 0, T is f32 or f64).
+            let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
+            if ptr.is_null() {
+                return Err(too_large::<T>(nrows, ncols, what));
+            }
+            // SAFETY: `ptr` was allocated by the global allocator with the layout of
+            // `[T; len]`, is non-null, and all-zero bits are a valid T (T: Real is f32 or
+            // f64, whose zero bit pattern is 0.0), so all `len` elements are initialised.
+            unsafe { Vec::from_raw_parts(ptr, len, len) }
+        };
+        advise_huge_pages(&data);
+        Ok(Matrix { nrows, ncols, data })
     }
 
     /// Copies any faer view (whatever its strides) into a row-major matrix.
@@ -150,3 +176,12 @@ fn advise_huge_pages<T>(data: &[T]) {
 
 #[cfg(not(target_os = "linux"))]
 fn advise_huge_pages<T>(_data: &[T]) {}
+
+/// The allocator refused an `n x m` buffer of `T`.
+fn too_large<T>(n: usize, m: usize, what: &str) -> crate::Error {
+    crate::Error::TooLarge {
+        what: format!("{what} ({n} x {m}; the allocator refused)"),
+        bytes: (n as u128) * (m as u128) * std::mem::size_of::<T>() as u128,
+        limit: crate::limits::memory_limit().0,
+    }
+}

@@ -29,6 +29,10 @@ pub use mkl::{
 #[derive(Debug, Parser)]
 #[command(name = "mmfuse", version, about, long_about = None)]
 pub struct Cli {
+    /// Refuse any matrix larger than this (bytes, or with a K/M/G/T suffix such as 8G); the
+    /// default is MMFUSE_MAX_MEMORY if set, else the physical memory.
+    #[arg(long, global = true, value_name = "BYTES")]
+    pub max_memory: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -52,6 +56,13 @@ pub enum Command {
 /// Parses `std::env::args`, runs the command, prints errors as `error: ...` on stderr and
 /// returns exit code 0 on success, 1 on a failed command, 2 on bad usage (clap's).
 pub fn main() -> ExitCode {
+    // Ctrl-C (SIGINT, and SIGTERM): remove the temporary files of writes in progress, then
+    // exit 130. Outputs are only ever replaced by a rename, so none is left partial.
+    let _ = ctrlc::set_handler(|| {
+        crate::io::remove_temporary_files();
+        eprintln!("interrupted: no output was written");
+        std::process::exit(130);
+    });
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -70,6 +81,9 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
+    if let Some(cap) = &cli.max_memory {
+        crate::limits::set_memory_limit(Some(crate::limits::parse_bytes(cap)?));
+    }
     match cli.command {
         Command::Gram(a) => gram::run(a),
         Command::Bench(a) => bench::run(a),

@@ -73,20 +73,6 @@ impl GramOptions {
     }
 }
 
-/// Bytes needed for an `n x m` matrix of `T`, refused above `limit` with a message naming it.
-pub(crate) fn check_alloc<T>(n: usize, m: usize, what: &str) -> Result<()> {
-    let bytes = (n as u128) * (m as u128) * (std::mem::size_of::<T>() as u128);
-    let limit = isize::MAX as u128;
-    if bytes > limit {
-        return Err(Error::TooLarge {
-            what: format!("{what} ({n} x {m})"),
-            bytes,
-            limit,
-        });
-    }
-    Ok(())
-}
-
 /// K(X, X) for the rows of `x` (n x d, any strides). Exactly symmetric; rbf and laplacian have
 /// an exact unit diagonal.
 ///
@@ -105,8 +91,7 @@ pub fn gram<T: Real>(x: MatRef<'_, T>, kernel: &Kernel, opts: &GramOptions) -> R
     let rows = rows_of(x, "X")?;
     let kernel = kernel.resolve(rows.d)?;
     opts.validate()?;
-    check_alloc::<T>(rows.n, rows.n, "the Gram matrix")?;
-    let mut k = Matrix::zeros_for_output(rows.n, rows.n);
+    let mut k = Matrix::try_zeros_for_output(rows.n, rows.n, "the Gram matrix K(X, X)")?;
     opts.install(|| assemble_symmetric(&rows, &kernel, opts.tile, k.as_mut_slice()))?;
     Ok(k)
 }
@@ -140,8 +125,7 @@ pub fn cross_gram<T: Real>(
     }
     let kernel = kernel.resolve(xr.d)?;
     opts.validate()?;
-    check_alloc::<T>(xr.n, yr.n, "the cross Gram matrix")?;
-    let mut k = Matrix::zeros_for_output(xr.n, yr.n);
+    let mut k = Matrix::try_zeros_for_output(xr.n, yr.n, "the cross Gram matrix K(X, Y)")?;
     opts.install(|| assemble_cross(&xr, &yr, &kernel, opts.tile, k.as_mut_slice()))?;
     Ok(k)
 }

@@ -20,7 +20,8 @@ pub fn combine<T: Real>(kernels: &[&Matrix<T>], beta: &[f64]) -> Result<Matrix<T
     let first = kernels
         .first()
         .ok_or_else(|| Error::Empty("combine needs at least one kernel".into()))?;
-    let mut out = Matrix::filled(first.nrows(), first.ncols(), T::ZERO);
+    let mut out =
+        Matrix::try_zeros_for_output(first.nrows(), first.ncols(), "the combined kernel")?;
     combine_into(kernels, beta, &mut out)?;
     Ok(out)
 }

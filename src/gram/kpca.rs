@@ -36,6 +36,8 @@ pub fn kernel_pca(k: &Matrix<f64>, components: usize) -> Result<KernelPca> {
         ));
     }
     super::check_finite_matrix(k, "kernel")?;
+    // The centred copy and the eigenvectors: two more n x n matrices.
+    crate::limits::check_alloc::<f64>(2 * n, n, "kernel PCA workspace")?;
     // Double centring from the row means (= column means for a symmetric K).
     let row_mean: Vec<f64> = (0..n)
         .map(|i| k.row(i).iter().sum::<f64>() / n as f64)

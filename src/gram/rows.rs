@@ -21,7 +21,7 @@ pub trait RowSource<T: Real>: Sync {
 
     /// Rows `idx` as a matrix.
     fn rows(&self, idx: &[usize]) -> Result<Matrix<T>> {
-        let mut out = Matrix::filled(idx.len(), self.n(), T::ZERO);
+        let mut out = Matrix::try_zeros_for_output(idx.len(), self.n(), "kernel rows")?;
         self.rows_into(idx, out.as_mut_slice())?;
         Ok(out)
     }

@@ -8,10 +8,30 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Temporary files being written right now, so that an interrupted command (the CLI's Ctrl-C
+/// handler) can remove them: see [`remove_temporary_files`].
+static ACTIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn active() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // A panic while holding the lock leaves a plain list behind: still usable.
+    ACTIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every temporary file that a [`write_atomic`] call in this process is writing now.
+/// For an interrupt handler: the destinations are untouched (they are only ever replaced by a
+/// rename), so after this nothing partial is left. (A process killed with SIGKILL cannot run
+/// it; its hidden `.{name}.tmp-*` files stay, and the destinations are still never partial.)
+pub fn remove_temporary_files() {
+    for path in active().drain(..) {
+        let _ = fs::remove_file(path);
+    }
+}
 
 /// Removes the temporary file when dropped, unless disarmed after a successful rename.
 struct TempGuard {
@@ -21,6 +41,7 @@ struct TempGuard {
 
 impl Drop for TempGuard {
     fn drop(&mut self) {
+        active().retain(|p| p != &self.path);
         if self.armed {
             let _ = fs::remove_file(&self.path);
         }
@@ -69,15 +90,17 @@ where
     tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
     let tmp = dir.join(tmp_name);
 
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(err)?;
+    // Registered before it exists, so that an interrupt can never miss it.
+    active().push(tmp.clone());
     let mut guard = TempGuard {
         path: tmp,
         armed: true,
     };
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&guard.path)
+        .map_err(err)?;
     if let Ok(meta) = fs::metadata(path) {
         if meta.is_file() {
             // Best effort: a replaced file keeps its mode.

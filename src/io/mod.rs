@@ -16,7 +16,7 @@ pub mod npz;
 use std::io::Read;
 use std::path::Path;
 
-pub use atomic::{write_atomic, write_atomic_bytes};
+pub use atomic::{remove_temporary_files, write_atomic, write_atomic_bytes};
 pub use csv::{parse_csv, read_csv, CsvOptions, Delimiter, HeaderMode};
 pub use npy::{
     encode_npy, parse_npy, read_npy, write_matrix_npy, write_npy, write_npy_array, NpyArray,
