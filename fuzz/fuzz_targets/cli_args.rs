@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = k.resolve(text.len());
     }
     let _ = text.parse::<Normalization>();
+    let _ = mmfuse::limits::parse_bytes(text);
     // A command line: arguments separated by NUL bytes.
     let args = std::iter::once("mmfuse").chain(text.split('\0'));
     if let Ok(cli) = Cli::try_parse_from(args) {
@@ -36,11 +37,16 @@ fuzz_target!(|data: &[u8]| {
                 BenchWhat::Mkl(m) => {
                     let _ = mmfuse::cli::parse_p(&m.p);
                 }
+                BenchWhat::Lmf(_) => {}
             },
+            Command::Lmf(_) => {}
             Command::Demo(_) => {}
             Command::Mkl(m) => {
                 if let mmfuse::cli::MklCommand::Fit(f) = m.what {
                     let _ = mmfuse::cli::parse_p(&f.p);
+                    for d in &f.data {
+                        let _ = mmfuse::cli::parse_data_arg(d);
+                    }
                 }
             }
         }
