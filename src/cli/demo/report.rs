@@ -178,7 +178,14 @@ fn markdown(o: &Outcome) -> String {
     );
     let final_val = o.lmf.val_loss.last().copied().unwrap_or(f64::NAN);
     if final_val > o.lmf.baseline_mse {
-        let params: usize = o.mkl.modalities.iter().map(|m| (m.d + 1) * a.rank).sum::<usize>() + a.rank + 1;
+        let params: usize = o
+            .mkl
+            .modalities
+            .iter()
+            .map(|m| (m.d + 1) * a.rank)
+            .sum::<usize>()
+            + a.rank
+            + 1;
         let _ = writeln!(
             md,
             "The training loss falls, but the final validation MSE ({final_val:.4}) is still above the mean predictor's: with {params} parameters, {} training samples and 300 pure-noise text features, LMF on raw features overfits here. The step shows that training works; it is not a claim that LMF beats the kernel methods on this data.\n",
