@@ -48,7 +48,8 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
 
 /// Physical memory in bytes, if the OS says.
 fn physical_memory() -> Option<u64> {
-    #[cfg(target_os = "linux")]
+    // (Not under Miri, which does not model the machine's memory.)
+    #[cfg(all(target_os = "linux", not(miri)))]
     {
         // SAFETY: sysconf only reads system configuration; it has no memory-safety
         // preconditions.

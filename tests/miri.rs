@@ -61,3 +61,38 @@ fn strided_view_is_copied_not_borrowed() {
     let b = gram(xt.as_mat_ref().transpose(), &Kernel::Linear, &opts).expect("gram");
     assert_eq!(a, b);
 }
+
+/// LMF's `unsafe` (borrowing a contiguous faer view as a slice in `LmfModel`'s input checks)
+/// and the blocked forward and backward passes, on tiny shapes with 1-row blocks.
+#[test]
+fn lmf_forward_and_backward_tiny() {
+    use mmfuse::lmf::{LmfModel, LmfOptions};
+    let model = LmfModel::<f64>::new(&[("a", 2), ("b", 1)], 2, 2, 3).expect("model");
+    let xa = data(3, 2, 0.5);
+    let xb = data(3, 1, 2.0);
+    let xs = [xa.as_mat_ref(), xb.as_mat_ref()];
+    let opts = LmfOptions {
+        block_rows: Some(1),
+        threads: None,
+    };
+    let y = model.forward(&xs, &opts).expect("forward");
+    assert_eq!(y.shape(), (3, 2));
+    let g = data(3, 2, 1.0);
+    let grads = model.backward(&xs, g.as_mat_ref(), &opts).expect("backward");
+    assert_eq!(grads.inputs.len(), 2);
+    // A strided (transposed) view is copied, not borrowed.
+    let t = data(2, 3, 0.5);
+    let xa_t = t.as_mat_ref().transpose();
+    let y_t = model.forward(&[xa_t, xb.as_mat_ref()], &opts).expect("strided forward");
+    assert_eq!(y_t.shape(), (3, 2));
+}
+
+/// The fallible zeroed allocation of Gram outputs (alloc_zeroed + Vec::from_raw_parts).
+#[test]
+fn zeroed_outputs_are_sound() {
+    let x = data(3, 2, 0.0);
+    let k = gram(x.as_mat_ref(), &Kernel::Linear, &GramOptions::with_threads(1)).expect("gram");
+    assert_eq!(k.shape(), (3, 3));
+    let empty = Matrix::from_vec(0, 2, Vec::<f64>::new()).expect("empty");
+    assert!(gram(empty.as_mat_ref(), &Kernel::Linear, &GramOptions::with_threads(1)).is_err());
+}
