@@ -1270,3 +1270,99 @@ fn bad_input_is_an_error_not_a_panic() {
     bad_input_case::<f32>();
     bad_input_case::<f64>();
 }
+
+/// Kernel PCA of a linear kernel is PCA: the eigenvalues of the centred K = X X^T are those of
+/// X_c^T X_c, and the projections are X_c's coordinates on the principal axes (up to sign,
+/// fixed by the convention). Bad input is an error.
+#[test]
+fn kernel_pca_of_a_linear_kernel_is_pca() {
+    use mmfuse::gram::{fisher_criterion, kernel_pca};
+    // 6 points in 2-D with distinct principal variances.
+    let pts = [
+        [2.0, 0.1],
+        [-1.5, 0.3],
+        [0.5, -0.4],
+        [3.0, 0.2],
+        [-2.5, -0.1],
+        [-1.5, -0.1],
+    ];
+    let x = Matrix::from_vec(6, 2, pts.iter().flatten().copied().collect()).unwrap();
+    let k = gram(
+        x.as_mat_ref(),
+        &Kernel::Linear,
+        &GramOptions::with_threads(1),
+    )
+    .unwrap();
+    let pca = kernel_pca(&k, 2).unwrap();
+    // Scatter matrix of the centred points, and its eigenvalues in closed form.
+    let mean = [
+        pts.iter().map(|p| p[0]).sum::<f64>() / 6.0,
+        pts.iter().map(|p| p[1]).sum::<f64>() / 6.0,
+    ];
+    let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
+    for p in &pts {
+        let (u, v) = (p[0] - mean[0], p[1] - mean[1]);
+        a += u * u;
+        b += u * v;
+        c += v * v;
+    }
+    let disc = ((a - c) * (a - c) + 4.0 * b * b).sqrt();
+    let expected = [(a + c + disc) / 2.0, (a + c - disc) / 2.0];
+    for (got, want) in pca.eigenvalues.iter().zip(expected) {
+        assert!(
+            (got - want).abs() <= 1e-12 * want.max(1.0),
+            "{got} vs {want}"
+        );
+    }
+    // Projections: ||proj_k||^2 = lambda_k, columns orthogonal, pairwise distances kept.
+    let col = |c: usize| {
+        (0..6)
+            .map(|i| pca.projections.get(i, c))
+            .collect::<Vec<_>>()
+    };
+    let (p0, p1) = (col(0), col(1));
+    let dot = |u: &[f64], v: &[f64]| u.iter().zip(v).map(|(a, b)| a * b).sum::<f64>();
+    assert!((dot(&p0, &p0) - expected[0]).abs() < 1e-10);
+    assert!((dot(&p1, &p1) - expected[1]).abs() < 1e-10);
+    assert!(dot(&p0, &p1).abs() < 1e-10);
+    for i in 0..6 {
+        for j in 0..6 {
+            let d_in = (pts[i][0] - pts[j][0]).powi(2) + (pts[i][1] - pts[j][1]).powi(2);
+            let d_out = (p0[i] - p0[j]).powi(2) + (p1[i] - p1[j]).powi(2);
+            assert!((d_in - d_out).abs() < 1e-10, "{i} {j}");
+        }
+    }
+    // Deterministic signs: the largest-magnitude entry of each axis is positive.
+    for p in [&p0, &p1] {
+        let big = p
+            .iter()
+            .copied()
+            .fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
+        assert!(big > 0.0);
+    }
+    // Fisher's criterion: well separated classes score higher than mixed ones.
+    let labels = [1.0, -1.0, 1.0, 1.0, -1.0, -1.0];
+    let mixed = [1.0, 1.0, -1.0, -1.0, 1.0, -1.0];
+    let good = fisher_criterion(&pca.projections, &labels).unwrap();
+    let bad = fisher_criterion(&pca.projections, &mixed).unwrap();
+    assert!(good > bad && bad >= 0.0, "{good} {bad}");
+
+    // Bad input.
+    let rect = Matrix::from_vec(2, 3, vec![0.0; 6]).unwrap();
+    assert!(matches!(kernel_pca(&rect, 1), Err(Error::Shape(_))));
+    assert!(matches!(
+        kernel_pca(&k, 0),
+        Err(Error::InvalidParameter { .. })
+    ));
+    assert!(matches!(
+        kernel_pca(&k, 7),
+        Err(Error::InvalidParameter { .. })
+    ));
+    let mut nan = k.clone();
+    nan.as_mut_slice()[3] = f64::NAN;
+    assert!(matches!(kernel_pca(&nan, 1), Err(Error::NonFinite { .. })));
+    let empty = Matrix::from_vec(0, 0, Vec::<f64>::new()).unwrap();
+    assert!(matches!(kernel_pca(&empty, 1), Err(Error::Empty(_))));
+    assert!(fisher_criterion(&pca.projections, &labels[..5]).is_err());
+    assert!(fisher_criterion(&pca.projections, &[1.0; 6]).is_err());
+}
