@@ -1255,3 +1255,62 @@ fn bad_input_is_an_error() {
     tn.as_mut_slice()[3] = f64::NAN;
     assert!(f.decision_function(&[&t1, &tn]).is_err(), "NaN test kernel");
 }
+
+/// The validation pass (blocked in 32 x 32 blocks within 128 x 128 groups) finds a single bad
+/// entry wherever it is, including at block and group edges, and reports the first bad pair in
+/// row order: an asymmetry, a NaN in either triangle, a negative 2 x 2 minor.
+#[test]
+fn validation_finds_every_bad_entry() {
+    let n = 300;
+    let mut rng = ChaCha8Rng::seed_from_u64(90);
+    let x = normal_matrix(&mut rng, n, 3);
+    let k = rbf(&x, n, 3, 0.3);
+    let y = labels_from(&(0..n).map(|i| x[i * 3]).collect::<Vec<_>>());
+    let o = MklOptions::default();
+    assert!(fit(&[&k], &y, &o).is_ok());
+    let positions = [
+        (1, 0),
+        (31, 30),
+        (32, 31),
+        (127, 0),
+        (128, 127),
+        (129, 64),
+        (255, 254),
+        (256, 128),
+        (299, 298),
+        (299, 0),
+        (200, 150),
+    ];
+    for &(i, j) in &positions {
+        // Asymmetry in the lower triangle.
+        let mut bad = k.clone();
+        bad.as_mut_slice()[i * n + j] += 1e-3;
+        let e = fit(&[&bad], &y, &o).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("K[{i}][{j}]")),
+            "({i}, {j}): {e}"
+        );
+        // NaN in the upper triangle: reported at its own position.
+        let mut bad = k.clone();
+        bad.as_mut_slice()[j * n + i] = f64::NAN;
+        match fit(&[&bad], &y, &o).unwrap_err() {
+            Error::NonFinite { row, col, .. } => assert_eq!((row, col), (j, i)),
+            e => panic!("({i}, {j}): {e}"),
+        }
+        // A symmetric pair too large for its diagonal: a negative 2 x 2 minor.
+        let mut bad = k.clone();
+        bad.as_mut_slice()[i * n + j] = 1.5;
+        bad.as_mut_slice()[j * n + i] = 1.5;
+        let e = fit(&[&bad], &y, &o).unwrap_err();
+        assert!(
+            matches!(e, Error::NotPsd(_)) && e.to_string().contains(&format!("K[{i}][{j}]")),
+            "({i}, {j}): {e}"
+        );
+    }
+    // Two bad pairs: the first in row order is reported.
+    let mut bad = k.clone();
+    bad.as_mut_slice()[250 * n + 7] += 1.0;
+    bad.as_mut_slice()[140 * n + 139] += 1.0;
+    let e = fit(&[&bad], &y, &o).unwrap_err();
+    assert!(e.to_string().contains("K[140][139]"), "{e}");
+}

@@ -13,6 +13,7 @@ mod model;
 mod ridge;
 mod simplex;
 mod smo;
+mod validate;
 
 pub use data::DataKernel;
 pub use model::MklModel;
@@ -20,6 +21,7 @@ pub use model::MklModel;
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use beta::{closed_form_update, dual_exponent, pnorm};
+use validate::{check_symmetric_finite, non_finite};
 
 /// The loss of the fixed-beta problem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,104 +231,6 @@ fn validate(kernels: &[&Matrix<f64>], y: &[f64], o: &MklOptions) -> Result<usize
         return Err(Error::param("max_iter", "must be >= 1"));
     }
     Ok(n)
-}
-
-/// Relative slack of the 2 x 2 minor test |K_ij| <= sqrt(K_ii K_jj).
-const MINOR_SLACK: f64 = 1.0 + 1e-6;
-
-fn non_finite(what: &str, row: usize, col: usize, v: f64) -> Error {
-    Error::NonFinite {
-        what: what.to_string(),
-        row,
-        col,
-        value: format!("{v}"),
-    }
-}
-
-/// One pass over the off-diagonal pairs, in 32 x 32 blocks and their mirrors (both read a
-/// cache line at a time): every entry finite and |K_ij - K_ji| <= tol; with `sqrt_diag`, also
-/// |K_ij| <= sqrt(K_ii) sqrt(K_jj) (1 + 1e-6) + tol (a PSD matrix has no negative 2 x 2
-/// principal minor; the slack covers rounding in how K was computed). Block rows run in
-/// parallel (the pass is bound by memory bandwidth); the error reported is the first in row
-/// order whatever the thread count.
-fn check_symmetric_finite(
-    data: &[f64],
-    n: usize,
-    tol: f64,
-    sqrt_diag: Option<&[f64]>,
-    what: &str,
-) -> Result<()> {
-    use rayon::prelude::*;
-    const B: usize = 32;
-    let first_bad = (0..n.div_ceil(B)).into_par_iter().find_map_first(|bi| {
-        let i0 = bi * B;
-        let i1 = (i0 + B).min(n);
-        // The mirror block, transposed into L1 by contiguous reads of its rows: comparing
-        // against it avoids a strided (cache-missing) load per element.
-        let mut mirror = [[0.0f64; B]; B];
-        for j0 in (0..i1).step_by(B) {
-            let j1 = (j0 + B).min(i1);
-            for j in j0..j1 {
-                let seg = &data[j * n + i0..j * n + i1];
-                for (ii, &v) in seg.iter().enumerate() {
-                    mirror[ii][j - j0] = v;
-                }
-            }
-            for i in i0..i1 {
-                // Strictly below the diagonal only.
-                let jend = j1.min(i);
-                if jend <= j0 {
-                    continue;
-                }
-                let row = &data[i * n + j0..i * n + jend];
-                let mrow = &mirror[i - i0][..jend - j0];
-                let mut bad = false;
-                for (&a, &b) in row.iter().zip(mrow) {
-                    let diff = (a - b).abs();
-                    bad |= diff.is_nan() | (diff > tol);
-                }
-                if let Some(sd) = sqrt_diag {
-                    let bound_i = sd[i] * MINOR_SLACK;
-                    for (&a, &sj) in row.iter().zip(&sd[j0..jend]) {
-                        bad |= a.abs() > bound_i * sj + tol;
-                    }
-                }
-                if bad {
-                    for (jj, (&a, &b)) in row.iter().zip(mrow).enumerate() {
-                        let j = j0 + jj;
-                        if !a.is_finite() {
-                            return Some(non_finite(what, i, j, a));
-                        }
-                        if !b.is_finite() {
-                            return Some(non_finite(what, j, i, b));
-                        }
-                        if (a - b).abs() > tol {
-                            return Some(Error::Shape(format!(
-                                "{what} is not symmetric: K[{i}][{j}] = {a} but K[{j}][{i}] = {b}"
-                            )));
-                        }
-                        if let Some(sd) = sqrt_diag {
-                            if a.abs() > sd[i] * MINOR_SLACK * sd[j] + tol {
-                                return Some(Error::NotPsd(format!(
-                                    "{what} is not positive semi-definite: K[{i}][{j}]^2 = {:e} \
-                                     > K[{i}][{i}] K[{j}][{j}] = {:e} (a negative 2 x 2 minor); \
-                                     to fit anyway, set allow_indefinite (CLI: \
-                                     --allow-indefinite)",
-                                    a * a,
-                                    sd[i] * sd[i] * sd[j] * sd[j]
-                                )));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        None
-    });
-    match first_bad {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
 }
 
 /// Primal and dual objectives at coefficients `a` (with per-kernel s_m = a^T K_m a), bias `b`
