@@ -78,12 +78,16 @@ fn lmf_forward_and_backward_tiny() {
     let y = model.forward(&xs, &opts).expect("forward");
     assert_eq!(y.shape(), (3, 2));
     let g = data(3, 2, 1.0);
-    let grads = model.backward(&xs, g.as_mat_ref(), &opts).expect("backward");
+    let grads = model
+        .backward(&xs, g.as_mat_ref(), &opts)
+        .expect("backward");
     assert_eq!(grads.inputs.len(), 2);
     // A strided (transposed) view is copied, not borrowed.
     let t = data(2, 3, 0.5);
     let xa_t = t.as_mat_ref().transpose();
-    let y_t = model.forward(&[xa_t, xb.as_mat_ref()], &opts).expect("strided forward");
+    let y_t = model
+        .forward(&[xa_t, xb.as_mat_ref()], &opts)
+        .expect("strided forward");
     assert_eq!(y_t.shape(), (3, 2));
 }
 
@@ -91,8 +95,18 @@ fn lmf_forward_and_backward_tiny() {
 #[test]
 fn zeroed_outputs_are_sound() {
     let x = data(3, 2, 0.0);
-    let k = gram(x.as_mat_ref(), &Kernel::Linear, &GramOptions::with_threads(1)).expect("gram");
+    let k = gram(
+        x.as_mat_ref(),
+        &Kernel::Linear,
+        &GramOptions::with_threads(1),
+    )
+    .expect("gram");
     assert_eq!(k.shape(), (3, 3));
     let empty = Matrix::from_vec(0, 2, Vec::<f64>::new()).expect("empty");
-    assert!(gram(empty.as_mat_ref(), &Kernel::Linear, &GramOptions::with_threads(1)).is_err());
+    assert!(gram(
+        empty.as_mat_ref(),
+        &Kernel::Linear,
+        &GramOptions::with_threads(1)
+    )
+    .is_err());
 }

@@ -22,7 +22,8 @@ pub use demo::DemoArgs;
 pub use gram::{Dtype, GramArgs};
 pub use lmf::{LmfArgs, LmfCommand, LmfForwardArgs, LmfTrainArgs};
 pub use mkl::{
-    model_from_json, model_json, parse_data_arg, parse_p, MklArgs, MklCommand, MklFitArgs, MklPredictArgs,
+    model_from_json, model_json, parse_data_arg, parse_p, MklArgs, MklCommand, MklFitArgs,
+    MklPredictArgs,
 };
 
 /// mmfuse: Gram matrices, p-norm multiple kernel learning and low-rank multimodal fusion.
