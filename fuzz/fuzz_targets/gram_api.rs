@@ -4,8 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mmfuse::gram::{cross_gram, gram, GramOptions, Kernel};
-use mmfuse::Matrix;
+use mmfuse::gram::{cross_gram, gram, GramOptions};
 use std::sync::OnceLock;
 
 /// One persistent pool per thread count. (Options with `threads: Some(t)` build a pool per
@@ -21,39 +20,13 @@ fn pool(threads: usize) -> &'static rayon::ThreadPool {
     })
 }
 
-fn take<const N: usize>(data: &mut &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    for (o, b) in out.iter_mut().zip(data.iter()) {
-        *o = *b;
-    }
-    *data = &data[N.min(data.len())..];
-    out
-}
+#[path = "decode.rs"]
+mod decode;
 
 fuzz_target!(|input: &[u8]| {
-    let mut data = input;
-    let [a, b, c, k, t] = take::<5>(&mut data);
-    let (n, m, d) = (a as usize % 40, b as usize % 40, c as usize % 12);
-    let gamma = f64::from_le_bytes(take::<8>(&mut data));
-    let coef0 = f64::from_le_bytes(take::<8>(&mut data));
-    let degree = u32::from(take::<1>(&mut data)[0] % 6);
-    let kernel = match k % 6 {
-        0 => Kernel::Linear,
-        1 => Kernel::polynomial(gamma, degree, coef0),
-        2 => Kernel::rbf(gamma),
-        3 => Kernel::laplacian(gamma),
-        4 => Kernel::sigmoid(gamma, coef0),
-        _ => Kernel::Cosine,
-    };
-    let mut values = |len: usize| -> Vec<f64> {
-        (0..len).map(|_| f64::from_le_bytes(take::<8>(&mut data)) % 1e6).collect()
-    };
-    let x = values(n * d);
-    let y = values(m * d);
-    let (Ok(x), Ok(y)) = (Matrix::from_vec(n, d, x), Matrix::from_vec(m, d, y)) else {
-        return;
-    };
-    let one = GramOptions { tile: 1 + t as usize % 17, threads: None };
+    let decode::GramCase { x, y, kernel, tile } = decode::gram_case(input);
+    let (n, m) = (x.nrows(), y.nrows());
+    let one = GramOptions { tile, threads: None };
     let k1 = pool(1).install(|| gram(x.as_mat_ref(), &kernel, &one));
     let k2 = pool(2).install(|| gram(x.as_mat_ref(), &kernel, &one));
     match (&k1, &k2) {

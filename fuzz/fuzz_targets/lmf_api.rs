@@ -7,14 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use mmfuse::lmf::{LmfModel, LmfOptions};
 use mmfuse::Matrix;
 
-fn take<const N: usize>(data: &mut &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    for (o, b) in out.iter_mut().zip(data.iter()) {
-        *o = *b;
-    }
-    *data = &data[N.min(data.len())..];
-    out
-}
+#[path = "decode.rs"]
+mod decode;
+use decode::take;
 
 fuzz_target!(|input: &[u8]| {
     let mut data = input;
