@@ -36,24 +36,46 @@ pub trait SimdKernels: Sized {
     );
     fn sq_norms<S: Simd>(s: S, x: &[Self], d: usize, out: &mut [Self]);
     fn l1_tile<S: Simd>(s: S, x: &[Self], d: usize, panel: &[Self], out: &mut TileMut<'_, Self>);
+    #[allow(clippy::too_many_arguments)]
     fn lmf_fuse<S: Simd>(
         s: S,
         a: &[&[Self]],
+        offsets: Option<&[&[Self]]>,
         rank: usize,
         h: usize,
         weights: Option<&[Self]>,
-        bias: &[Self],
+        bias: Option<&[Self]>,
+        accumulate: bool,
         out: &mut [Self],
+    );
+    #[allow(clippy::too_many_arguments)]
+    fn lmf_project_rows<S: Simd>(
+        s: S,
+        x: &[Self],
+        d: usize,
+        w: &[Self],
+        ldw: usize,
+        width: usize,
+        out: &mut [Self],
+    );
+    fn lmf_hadamard<S: Simd>(
+        s: S,
+        a0: &mut [Self],
+        others: &[&[Self]],
+        offsets: Option<&[&[Self]]>,
+        width: usize,
     );
     #[allow(clippy::too_many_arguments)]
     fn lmf_fuse_backward<S: Simd>(
         s: S,
         a: &mut [&mut [Self]],
+        offsets: Option<&[&[Self]]>,
         rank: usize,
         h: usize,
         weights: &[Self],
         grad: &[Self],
         gp: &mut [Self],
+        dsum: Option<&mut [&mut [Self]]>,
         scratch: &mut [Self],
     );
 }
@@ -91,26 +113,54 @@ macro_rules! impl_simd_kernels {
             fn lmf_fuse<S: Simd>(
                 s: S,
                 a: &[&[$t]],
+                offsets: Option<&[&[$t]]>,
                 rank: usize,
                 h: usize,
                 weights: Option<&[$t]>,
-                bias: &[$t],
+                bias: Option<&[$t]>,
+                accumulate: bool,
                 out: &mut [$t],
             ) {
-                lmf::fuse::<S, $t>(s, a, rank, h, weights, bias, out)
+                lmf::fuse_partial::<S, $t>(s, a, offsets, rank, h, weights, bias, accumulate, out)
+            }
+            #[inline(always)]
+            fn lmf_project_rows<S: Simd>(
+                s: S,
+                x: &[$t],
+                d: usize,
+                w: &[$t],
+                ldw: usize,
+                width: usize,
+                out: &mut [$t],
+            ) {
+                lmf::project_rows::<S, $t>(s, x, d, w, ldw, width, out)
+            }
+            #[inline(always)]
+            fn lmf_hadamard<S: Simd>(
+                s: S,
+                a0: &mut [$t],
+                others: &[&[$t]],
+                offsets: Option<&[&[$t]]>,
+                width: usize,
+            ) {
+                lmf::hadamard::<S, $t>(s, a0, others, offsets, width)
             }
             #[inline(always)]
             fn lmf_fuse_backward<S: Simd>(
                 s: S,
                 a: &mut [&mut [$t]],
+                offsets: Option<&[&[$t]]>,
                 rank: usize,
                 h: usize,
                 weights: &[$t],
                 grad: &[$t],
                 gp: &mut [$t],
+                dsum: Option<&mut [&mut [$t]]>,
                 scratch: &mut [$t],
             ) {
-                lmf::fuse_backward::<S, $t>(s, a, rank, h, weights, grad, gp, scratch)
+                lmf::fuse_backward_partial::<S, $t>(
+                    s, a, offsets, rank, h, weights, grad, gp, dsum, scratch,
+                )
             }
         }
     };
@@ -146,19 +196,37 @@ simd_op!(SqNormsOp<'a> { x: &'a [T], d: usize, out: &'a mut [T] } => sq_norms);
 simd_op!(L1Op<'a, 'b> { x: &'a [T], d: usize, panel: &'a [T], out: &'a mut TileMut<'b, T> } => l1_tile);
 simd_op!(LmfFuseOp<'a, 'b> {
     a: &'a [&'b [T]],
+    offsets: Option<&'a [&'b [T]]>,
     rank: usize,
     h: usize,
     weights: Option<&'a [T]>,
-    bias: &'a [T],
+    bias: Option<&'a [T]>,
+    accumulate: bool,
     out: &'a mut [T]
 } => lmf_fuse);
-simd_op!(LmfBackwardOp<'a, 'b> {
+simd_op!(LmfProjectOp<'a> {
+    x: &'a [T],
+    d: usize,
+    w: &'a [T],
+    ldw: usize,
+    width: usize,
+    out: &'a mut [T]
+} => lmf_project_rows);
+simd_op!(LmfHadamardOp<'a, 'b, 'c> {
+    a0: &'a mut [T],
+    others: &'a [&'b [T]],
+    offsets: Option<&'a [&'c [T]]>,
+    width: usize
+} => lmf_hadamard);
+simd_op!(LmfBackwardOp<'a, 'b, 'c, 'd> {
     a: &'a mut [&'b mut [T]],
+    offsets: Option<&'a [&'c [T]]>,
     rank: usize,
     h: usize,
     weights: &'a [T],
     grad: &'a [T],
     gp: &'a mut [T],
+    dsum: Option<&'a mut [&'d mut [T]]>,
     scratch: &'a mut [T]
 } => lmf_fuse_backward);
 
@@ -296,11 +364,136 @@ pub fn lmf_fuse_on<T: Float>(
 ) {
     arch.dispatch(LmfFuseOp {
         a,
+        offsets: None,
+        rank,
+        h: out_dim,
+        weights,
+        bias: Some(bias),
+        accumulate: false,
+        out,
+    })
+}
+
+/// [`lmf_fuse`] over one group of ranks of a larger fusion, with the projections given without
+/// their constant term: `A_m = a[m] + offsets[m]` (`offsets[m]`: `rank x out_dim`, the same for
+/// every sample: the factor's row for the constant input, which the GEMMs then need not add),
+/// the rank sum continued from `out` when `accumulate` (started from zero otherwise), and `bias`
+/// added last when given:
+/// `out[n][k] = (accumulate ? out[n][k] : 0) + sum_i weights[i] prod_m A_m[n][i][k] (+ bias[k])`.
+///
+/// Calling it for consecutive groups of ranks (the first without `accumulate`, the last with the
+/// bias) gives the same bits as one [`lmf_fuse`] over all ranks of the arrays `a[m] + offsets[m]`:
+/// the sum is the same chain in rank order, parked in `out` between groups.
+///
+/// ```
+/// // One sample, one modality, ranks {0} then {1}, one output.
+/// let mut y = [0.0f64];
+/// let off = [1.0f64];
+/// mmfuse_kernels::lmf_fuse_partial_on(
+///     mmfuse_kernels::Arch::new(), &[&[2.0][..]], Some(&[&off[..]]), 1, 1, Some(&[1.0]), None,
+///     false, &mut y,
+/// );
+/// mmfuse_kernels::lmf_fuse_partial_on(
+///     mmfuse_kernels::Arch::new(), &[&[4.0][..]], None, 1, 1, Some(&[-1.0]), Some(&[0.5]),
+///     true, &mut y,
+/// );
+/// assert_eq!(y[0], (2.0 + 1.0) - 4.0 + 0.5);
+/// ```
+///
+/// # Panics
+/// As [`lmf_fuse`], or if `offsets` does not hold one `rank x out_dim` row per modality.
+#[allow(clippy::too_many_arguments)]
+pub fn lmf_fuse_partial_on<T: Float>(
+    arch: Arch,
+    a: &[&[T]],
+    offsets: Option<&[&[T]]>,
+    rank: usize,
+    out_dim: usize,
+    weights: Option<&[T]>,
+    bias: Option<&[T]>,
+    accumulate: bool,
+    out: &mut [T],
+) {
+    arch.dispatch(LmfFuseOp {
+        a,
+        offsets,
         rank,
         h: out_dim,
         weights,
         bias,
+        accumulate,
         out,
+    })
+}
+
+/// The projections of a few samples (`rows = out.len() / width`) onto `width` columns of a
+/// row-major factor: `out[n][j] = sum_k x[n][k] w[k * ldw + j]` (`x`: `rows x d` row-major, `w`:
+/// `d` rows `ldw` apart), each sum in `k` order with FMAs from zero. For the smallest batches,
+/// where a GEMM library's set-up and reductions cost several times the arithmetic.
+///
+/// ```
+/// let x = [1.0f32, 2.0];
+/// let w = [1.0f32, 10.0, 0.0, 3.0, 30.0, 0.0]; // 2 rows of 3, 2 columns used
+/// let mut out = [0.0f32; 2];
+/// mmfuse_kernels::lmf_project_rows_on(mmfuse_kernels::Arch::new(), &x, 2, &w, 3, 2, &mut out);
+/// assert_eq!(out, [7.0, 70.0]);
+/// ```
+///
+/// # Panics
+/// If `d` or `width` is 0, `width` does not divide `out.len()`, `x` is not `rows x d`, or `w` is
+/// too short.
+pub fn lmf_project_rows_on<T: Float>(
+    arch: Arch,
+    x: &[T],
+    d: usize,
+    w: &[T],
+    ldw: usize,
+    width: usize,
+    out: &mut [T],
+) {
+    arch.dispatch(LmfProjectOp {
+        x,
+        d,
+        w,
+        ldw,
+        width,
+        out,
+    })
+}
+
+/// The Hadamard product over modalities of [`lmf_fuse_partial_on`]'s projections, in place in
+/// the first modality's buffer: for rows of `width` values,
+/// `a0[n][j] = (a0[n][j] + offsets[0][j]) * prod_{m >= 1} (others[m - 1][n][j] + offsets[m][j])`
+/// (without offsets, the plain product). Same operations in the same order as the product
+/// inside [`lmf_fuse_partial_on`], so fusing the result as a single modality (no offsets) gives
+/// the same bits as fusing the modalities: the engine runs this while a tile's GEMM outputs are
+/// still in cache, and the rank sum later over one buffer instead of M.
+///
+/// ```
+/// let mut a0 = [2.0f32, 3.0];
+/// let a1 = [5.0f32, 7.0];
+/// let off = ([1.0f32, 0.0], [0.0f32, 1.0]);
+/// mmfuse_kernels::lmf_hadamard_on(
+///     mmfuse_kernels::Arch::new(), &mut a0, &[&a1[..]], Some(&[&off.0[..], &off.1[..]]), 2,
+/// );
+/// assert_eq!(a0, [3.0 * 5.0, 3.0 * 8.0]);
+/// ```
+///
+/// # Panics
+/// If `width` is 0 or does not divide the buffer length, a buffer's length differs from `a0`'s,
+/// or `offsets` does not hold one row of `width` values per modality.
+pub fn lmf_hadamard_on<T: Float>(
+    arch: Arch,
+    a0: &mut [T],
+    others: &[&[T]],
+    offsets: Option<&[&[T]]>,
+    width: usize,
+) {
+    arch.dispatch(LmfHadamardOp {
+        a0,
+        others,
+        offsets,
+        width,
     })
 }
 
@@ -355,11 +548,49 @@ pub fn lmf_fuse_backward_on<T: Float>(
 ) {
     arch.dispatch(LmfBackwardOp {
         a,
+        offsets: None,
         rank,
         h: out_dim,
         weights,
         grad,
         gp,
+        dsum: None,
+        scratch,
+    })
+}
+
+/// [`lmf_fuse_backward`] for projections given without their constant term, `A_m = a[m] +
+/// offsets[m]` (as [`lmf_fuse_partial_on`]); `a[m]` is overwritten with `dA_m` all the same.
+/// When `dsum` is given, the column sums of `dA_m` over the rows are added into `dsum[m]`
+/// (`rank x out_dim`, row by row in order: the gradient of the factor's constant row).
+/// Same bits as [`lmf_fuse_backward`] on the arrays `a[m] + offsets[m]`, followed by the
+/// row-by-row sums.
+///
+/// # Panics
+/// As [`lmf_fuse_backward`], or if `offsets` or `dsum` does not hold one `rank x out_dim` row
+/// per modality.
+#[allow(clippy::too_many_arguments)]
+pub fn lmf_fuse_backward_partial_on<T: Float>(
+    arch: Arch,
+    a: &mut [&mut [T]],
+    offsets: Option<&[&[T]]>,
+    rank: usize,
+    out_dim: usize,
+    weights: &[T],
+    grad: &[T],
+    gp: &mut [T],
+    dsum: Option<&mut [&mut [T]]>,
+    scratch: &mut [T],
+) {
+    arch.dispatch(LmfBackwardOp {
+        a,
+        offsets,
+        rank,
+        h: out_dim,
+        weights,
+        grad,
+        gp,
+        dsum,
         scratch,
     })
 }

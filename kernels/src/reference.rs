@@ -93,6 +93,131 @@ pub fn l1_tile<T: Float>(x: &[T], d: usize, panel: &[T], out: &mut TileMut<'_, T
     }
 }
 
+/// [`crate::lmf_fuse_partial_on`] by plain loops: the projections `a[m] + offsets[m]`, the rank sum
+/// continued from `out` when `accumulate`, the bias added when given.
+#[allow(clippy::too_many_arguments)]
+pub fn lmf_fuse_partial<T: Float>(
+    a: &[&[T]],
+    offsets: Option<&[&[T]]>,
+    rank: usize,
+    h: usize,
+    weights: Option<&[T]>,
+    bias: Option<&[T]>,
+    accumulate: bool,
+    out: &mut [T],
+) {
+    assert!(!a.is_empty() && rank > 0 && h > 0 && out.len() % h == 0);
+    let rows = out.len() / h;
+    for am in a {
+        assert_eq!(am.len(), rows * rank * h);
+    }
+    let value = |m: usize, n: usize, j: usize| match offsets {
+        Some(off) => a[m][n * rank * h + j] + off[m][j],
+        None => a[m][n * rank * h + j],
+    };
+    for n in 0..rows {
+        for k in 0..h {
+            let mut acc = if accumulate { out[n * h + k] } else { T::ZERO };
+            for i in 0..rank {
+                let j = i * h + k;
+                let mut p = value(0, n, j);
+                for m in 1..a.len() {
+                    p = p * value(m, n, j);
+                }
+                acc += match weights {
+                    Some(w) => w[i] * p,
+                    None => p,
+                };
+            }
+            out[n * h + k] = match bias {
+                Some(b) => acc + b[k],
+                None => acc,
+            };
+        }
+    }
+}
+
+/// [`crate::lmf_fuse_backward_partial_on`] by plain loops: [`lmf_fuse_backward`] on the
+/// projections `a[m] + offsets[m]`, then the column sums of `dA_m` added into `dsum[m]` row by
+/// row.
+#[allow(clippy::too_many_arguments)]
+pub fn lmf_fuse_backward_partial<T: Float>(
+    a: &mut [&mut [T]],
+    offsets: Option<&[&[T]]>,
+    rank: usize,
+    h: usize,
+    weights: &[T],
+    grad: &[T],
+    gp: &mut [T],
+    dsum: Option<&mut [&mut [T]]>,
+) {
+    let rh = rank * h;
+    if let Some(off) = offsets {
+        for (am, o) in a.iter_mut().zip(off) {
+            for row in am.chunks_exact_mut(rh) {
+                for (v, &c) in row.iter_mut().zip(o.iter()) {
+                    *v += c;
+                }
+            }
+        }
+    }
+    lmf_fuse_backward(a, rank, h, weights, grad, gp);
+    if let Some(ds) = dsum {
+        for (am, d) in a.iter().zip(ds.iter_mut()) {
+            for row in am.chunks_exact(rh) {
+                for (acc, &v) in d.iter_mut().zip(row) {
+                    *acc += v;
+                }
+            }
+        }
+    }
+}
+
+/// [`crate::lmf_project_rows_on`] by plain loops (`acc + x w`, two roundings per term).
+pub fn lmf_project_rows<T: Float>(
+    x: &[T],
+    d: usize,
+    w: &[T],
+    ldw: usize,
+    width: usize,
+    out: &mut [T],
+) {
+    assert!(width > 0 && d > 0 && out.len() % width == 0);
+    for (n, row) in out.chunks_exact_mut(width).enumerate() {
+        for (j, o) in row.iter_mut().enumerate() {
+            let mut acc = T::ZERO;
+            for k in 0..d {
+                acc += x[n * d + k] * w[k * ldw + j];
+            }
+            *o = acc;
+        }
+    }
+}
+
+/// [`crate::lmf_hadamard_on`] by plain loops.
+pub fn lmf_hadamard<T: Float>(
+    a0: &mut [T],
+    others: &[&[T]],
+    offsets: Option<&[&[T]]>,
+    width: usize,
+) {
+    assert!(width > 0 && a0.len() % width == 0);
+    for (i, v) in a0.iter_mut().enumerate() {
+        let j = i % width;
+        let mut p = match offsets {
+            Some(off) => *v + off[0][j],
+            None => *v,
+        };
+        for (m, am) in others.iter().enumerate() {
+            p = p * match offsets {
+                Some(off) => am[i] + off[m + 1][j],
+                None => am[i],
+            };
+        }
+        *v = p;
+    }
+}
+
 /// LMF forward ([`crate::lmf_fuse`]) by plain loops: per sample, per output, the product over
 /// modalities then the rank sum in rank order (`acc + w_i p`, two roundings), the bias last.
 pub fn lmf_fuse<T: Float>(

@@ -14,7 +14,7 @@
 //! and rounded to the model's type where they meet a tensor.
 
 use super::backward::LmfGradients;
-use super::model::LmfModel;
+use super::model::{is_finite_fast, LmfModel};
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::scalar::Real;
@@ -247,6 +247,12 @@ fn update_par<T: Real>(
 
 /// Updates the moments of one tensor and writes its new values to `out`; false if any is not
 /// finite.
+///
+/// Written as straight loops over equal-length slices, without branches, so that the compiler
+/// vectorises them (a training step of a 16 x 128 model spends a tenth of its time here when
+/// scalar); the operations and their order are those of the formulas above, element by element.
+/// The loops run inside pulp's dispatch to the best instruction set, so that they are compiled
+/// (and vectorised) for AVX2 / AVX-512 where the CPU has them, not for the baseline's SSE2.
 fn update<T: Real>(
     k: &Coeffs<T>,
     p: &[T],
@@ -255,21 +261,109 @@ fn update<T: Real>(
     v: &mut [T],
     out: &mut [T],
 ) -> bool {
+    pulp::Arch::new().dispatch(UpdateOp { k, p, g, m, v, out })
+}
+
+/// [`update`]'s arguments, for pulp's dispatch.
+struct UpdateOp<'a, T> {
+    k: &'a Coeffs<T>,
+    p: &'a [T],
+    g: &'a [T],
+    m: &'a mut [T],
+    v: &'a mut [T],
+    out: &'a mut [T],
+}
+
+impl<T: Real> pulp::WithSimd for UpdateOp<'_, T> {
+    type Output = bool;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> bool {
+        let UpdateOp { k, p, g, m, v, out } = self;
+        update_loops(k, p, g, m, v, out)
+    }
+}
+
+/// The loops of [`update`] (inlined into each instruction set's version).
+#[inline(always)]
+fn update_loops<T: Real>(
+    k: &Coeffs<T>,
+    p: &[T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    out: &mut [T],
+) -> bool {
+    let len = p.len();
+    let (g, m, v, out) = (&g[..len], &mut m[..len], &mut v[..len], &mut out[..len]);
+    let (c1, b2, c2) = (k.one_minus_beta1, k.beta2, k.one_minus_beta2);
+    let (bc2, eps, ns) = (k.bc2_sqrt, k.eps, k.neg_step_size);
+    match k.weight_decay {
+        Some(wd) => {
+            for i in 0..len {
+                let g = g[i] + wd * p[i];
+                step_one(
+                    p[i],
+                    g,
+                    &mut m[i],
+                    &mut v[i],
+                    &mut out[i],
+                    c1,
+                    b2,
+                    c2,
+                    bc2,
+                    eps,
+                    ns,
+                );
+            }
+        }
+        None => {
+            for i in 0..len {
+                step_one(
+                    p[i],
+                    g[i],
+                    &mut m[i],
+                    &mut v[i],
+                    &mut out[i],
+                    c1,
+                    b2,
+                    c2,
+                    bc2,
+                    eps,
+                    ns,
+                );
+            }
+        }
+    }
     let mut finite = true;
-    for ((((&p, &g), m), v), o) in p.iter().zip(g).zip(m).zip(v).zip(out) {
-        let g = match k.weight_decay {
-            Some(wd) => g + wd * p,
-            None => g,
-        };
-        // lerp with weight < 0.5: start + weight * (end - start).
-        *m = *m + k.one_minus_beta1 * (g - *m);
-        *v = *v * k.beta2 + k.one_minus_beta2 * g * g;
-        // f64 sqrt of an f32 value rounded back to f32 is the correctly rounded f32 sqrt.
-        let denom = T::from_f64(v.to_f64().sqrt()) / k.bc2_sqrt + k.eps;
-        *o = p + k.neg_step_size * (*m / denom);
-        finite &= o.to_f64().is_finite();
+    for &o in out.iter() {
+        finite &= is_finite_fast(o);
     }
     finite
+}
+
+/// Adam's update of one element (see the module docs).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn step_one<T: Real>(
+    p: T,
+    g: T,
+    m: &mut T,
+    v: &mut T,
+    o: &mut T,
+    one_minus_beta1: T,
+    beta2: T,
+    one_minus_beta2: T,
+    bc2_sqrt: T,
+    eps: T,
+    neg_step_size: T,
+) {
+    // lerp with weight < 0.5: start + weight * (end - start).
+    *m = *m + one_minus_beta1 * (g - *m);
+    *v = *v * beta2 + one_minus_beta2 * g * g;
+    // The type's own square root: correctly rounded, as PyTorch's.
+    let denom = faer::traits::math_utils::sqrt(v) / bc2_sqrt + eps;
+    *o = p + neg_step_size * (*m / denom);
 }
 
 fn tensor_name<T: Real>(model: &LmfModel<T>, i: usize) -> String {

@@ -13,7 +13,10 @@
 //! `block.rs`). The training step runs the forward pass, the loss and this backward pass on each
 //! block while its buffers are in cache.
 
-use super::block::{block_rows, chains, project, split_rows, Bufs, Fusion, Pass};
+use super::block::{
+    ensure_bufs, group_chunks, offsets, project_block, project_tile, split_rows, tiles_mut,
+    transposed_factors, Bytes, Cached, Fusion, Pass, Plan, COPY_ROWS, FUSE_ROWS,
+};
 use super::loss::Loss;
 use super::model::LmfModel;
 use super::LmfOptions;
@@ -21,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 use crate::scalar::Real;
 use faer::linalg::matmul::matmul;
+use faer::prelude::ReborrowMut;
 use faer::{Accum, MatMut, MatRef, Par};
 use mmfuse_kernels::{self as kernels, Arch};
 use rayon::prelude::*;
@@ -55,10 +59,20 @@ pub(crate) enum GradSource<'a, T> {
     },
 }
 
-/// One chain's partial sums and block buffers. A training loop keeps one per chain for the
-/// whole run (see [`Workspace`]), so a step allocates nothing of the size of the parameters.
+/// One chain's buffers and partial sums. A training loop keeps one per chain for the whole run
+/// (see [`Workspace`]), so a step allocates nothing of the size of the parameters.
+#[derive(Default)]
 pub(crate) struct ChainWork<T> {
-    /// Per modality, GEMM layout.
+    /// Per modality, `block x r h` (group-major, see `block.rs`): the projections, then dA_m.
+    a: Vec<Vec<T>>,
+    /// `block x h`: outputs of the block (training step).
+    y: Vec<T>,
+    /// Per group, `block x h`: the group's part of the outputs (training step).
+    yg: Vec<T>,
+    /// `block x h`: dL/dy of the block (training step).
+    g: Vec<T>,
+    /// Per modality, GEMM layout: this chain's factor gradients (the first chain writes into
+    /// the caller's output instead).
     dfactors: Vec<Vec<T>>,
     /// `r x h`: sum over samples of G * P_i.
     gp: Vec<T>,
@@ -66,84 +80,356 @@ pub(crate) struct ChainWork<T> {
     dc: Vec<T>,
     /// Sum of the loss terms (training step).
     loss: f64,
-    bufs: Bufs<T>,
+    /// Per group: the registers of the backward kernel.
+    scratch: Vec<Vec<T>>,
 }
 
 /// Reusable buffers of the backward pass: one [`ChainWork`] per chain.
 pub(crate) type Workspace<T> = Vec<ChainWork<T>>;
 
-impl<T: Real> ChainWork<T> {
-    fn new() -> Self {
-        ChainWork {
-            dfactors: Vec::new(),
-            gp: Vec::new(),
-            dc: Vec::new(),
-            loss: 0.0,
-            bufs: Bufs::new(0, 0, 0, 0),
-        }
-    }
-
-    /// Sizes the buffers (contents unspecified; `run_chain` overwrites all of them).
-    fn ensure(&mut self, dims: &[usize], block: usize, rh: usize, h: usize) {
-        self.dfactors.resize_with(dims.len(), Vec::new);
-        for (v, &d) in self.dfactors.iter_mut().zip(dims) {
-            v.resize((d + 1) * rh, T::ZERO);
-        }
-        self.gp.resize(rh, T::ZERO);
-        self.dc.resize(h, T::ZERO);
-        self.bufs.ensure(dims.len(), block, rh, h);
+impl<T> Bytes for Workspace<T> {
+    fn bytes(&self) -> usize {
+        let v = |v: &Vec<T>| v.capacity() * std::mem::size_of::<T>();
+        self.iter()
+            .map(|w| {
+                w.a.iter()
+                    .chain(&w.dfactors)
+                    .chain(&w.scratch)
+                    .map(v)
+                    .sum::<usize>()
+                    + v(&w.y)
+                    + v(&w.yg)
+                    + v(&w.g)
+                    + v(&w.gp)
+                    + v(&w.dc)
+            })
+            .sum()
     }
 }
 
-/// Runs one chain of blocks into `work` (whose sums it starts from scratch). `dx[m]` are this
-/// chain's rows of dL/dX_m (empty slices when the input gradients are not wanted).
+impl<T: Real> ChainWork<T> {
+    /// Sizes the buffers (contents unspecified; `run_chain` overwrites what it reads).
+    fn ensure(&mut self, f: &Fusion<'_, T>, plan: &Plan, own_factors: bool) {
+        let (rh, h) = (f.rh(), f.h);
+        ensure_bufs(&mut self.a, f.dims.len(), plan.block * rh);
+        self.y.resize(plan.block * h, T::ZERO);
+        self.yg.resize(plan.ngroups() * plan.block * h, T::ZERO);
+        self.g.resize(plan.block * h, T::ZERO);
+        if own_factors {
+            self.dfactors.resize_with(f.dims.len(), Vec::new);
+            for (v, &d) in self.dfactors.iter_mut().zip(f.dims) {
+                v.resize((d + 1) * rh, T::ZERO);
+            }
+        }
+        self.gp.resize(rh, T::ZERO);
+        self.dc.resize(h, T::ZERO);
+        let regs = kernels::lmf_scratch_len::<T>(f.dims.len());
+        self.scratch.resize_with(plan.ngroups(), Vec::new);
+        for s in &mut self.scratch {
+            s.resize(regs, T::ZERO);
+        }
+    }
+}
+
+/// The parts of a chain's gradient sums that one group's task writes.
+struct GroupOut<'a, T> {
+    /// Per modality: the group's columns of row 0 (the constant input) of dL/dW_m.
+    row0: Vec<&'a mut [T]>,
+    /// Per modality: the group's columns of rows 1.. of dL/dW_m (`d_m x cols`).
+    rest: Vec<MatMut<'a, T>>,
+    /// The group's ranks of `gp`.
+    gp: &'a mut [T],
+}
+
+/// One group's backward task on a block: its index, tile buffers, gradient sums and kernel
+/// scratch.
+type GroupJob<'a, 'b, 'c, T> = (
+    usize,
+    (
+        (&'a mut Vec<&'b mut [T]>, &'a mut GroupOut<'c, T>),
+        &'a mut Vec<T>,
+    ),
+);
+
+/// One chain's job: its buffers, blocks, rows of the input gradients and factor gradients
+/// (`None`: its own).
+type ChainJob<'a, T> = (
+    ((&'a mut ChainWork<T>, Range<usize>), Vec<&'a mut [T]>),
+    Option<Vec<&'a mut [T]>>,
+);
+
+/// Cuts a chain's factor gradients (`dw[m]`, GEMM layout) and `gp` by groups.
+fn group_outs<'a, T: Real>(
+    plan: &Plan,
+    dims: &[usize],
+    dw: Vec<&'a mut [T]>,
+    gp: &'a mut [T],
+) -> Vec<GroupOut<'a, T>> {
+    let (ng, rh) = (plan.ngroups(), plan.rank * plan.h);
+    let width = plan.group_ranks * plan.h;
+    let mut outs: Vec<GroupOut<'a, T>> = gp
+        .chunks_mut(width)
+        .map(|gp| GroupOut {
+            row0: Vec::with_capacity(dims.len()),
+            rest: Vec::with_capacity(dims.len()),
+            gp,
+        })
+        .collect();
+    debug_assert_eq!(outs.len(), ng);
+    for (dw, &d) in dw.into_iter().zip(dims) {
+        let (row0, rest) = dw.split_at_mut(rh);
+        for (o, chunk) in outs.iter_mut().zip(row0.chunks_mut(width)) {
+            o.row0.push(chunk);
+        }
+        let mut rest = MatMut::from_row_major_slice_mut(rest, d, rh);
+        for (g, o) in outs.iter_mut().enumerate() {
+            let w = plan.cols(g).len();
+            let (head, tail) = rest.split_at_col_mut(w);
+            o.rest.push(head);
+            rest = tail;
+        }
+    }
+    outs
+}
+
+/// One group's backward on one block: dA_m in place of the projections (SIMD kernel, with the
+/// group's `gp`), then the factor gradients: row 0 gets the column sums of dA_m, rows 1.. the
+/// GEMM `X_m[rows]^T dA_m` (written by the chain's first block, added by the others).
+#[allow(clippy::too_many_arguments)]
+fn backward_tile<T: Real>(
+    arch: Arch,
+    f: &Fusion<'_, T>,
+    plan: &Plan,
+    xs: &[&[T]],
+    rows: &Range<usize>,
+    g: usize,
+    tile: &mut [&mut [T]],
+    grad: &[T],
+    out: &mut GroupOut<'_, T>,
+    scratch: &mut [T],
+    first: bool,
+) {
+    let weights = f
+        .weights
+        .expect("backward runs on a model with fusion weights");
+    let ranks = plan.ranks(g);
+    let (nr, w) = (rows.len(), ranks.len() * f.h);
+    let off = offsets(f, plan, g);
+    // Row 0 of the factor gradients multiplies the constant 1: the column sums of dA_m, which
+    // the kernel adds while it has them in registers (from zero on the chain's first block).
+    if first {
+        for r in out.row0.iter_mut() {
+            r.fill(T::ZERO);
+        }
+    }
+    kernels::lmf_fuse_backward_partial_on(
+        arch,
+        tile,
+        Some(&off),
+        ranks.len(),
+        f.h,
+        &weights[ranks],
+        grad,
+        out.gp,
+        Some(&mut out.row0),
+        scratch,
+    );
+    let accum = if first { Accum::Replace } else { Accum::Add };
+    for (m, (da, &d)) in tile.iter().zip(f.dims).enumerate() {
+        let x = MatRef::from_row_major_slice(&xs[m][rows.start * d..rows.end * d], nr, d);
+        matmul(
+            out.rest[m].rb_mut(),
+            accum,
+            x.transpose(),
+            MatRef::from_row_major_slice(&da[..nr * w], nr, w),
+            T::ONE,
+            Par::Seq,
+        );
+    }
+}
+
+/// The block's tiles (see `project_block`), each followed, when `outputs` is given, by its
+/// group's part of the outputs (the rank sum over the group's ranks, no bias) into the group's
+/// `block x h` piece of `outputs`, while the tile is in cache. The training step adds the parts
+/// in group order (and the bias) instead of running the forward pass over all the buffers again:
+/// its outputs can differ from [`LmfModel::forward`]'s in the last bits (another summation
+/// order), never between runs or thread counts.
+fn project_with_outputs<T: Real>(
+    arch: Arch,
+    f: &Fusion<'_, T>,
+    plan: &Plan,
+    xs: &[&[T]],
+    rows: Range<usize>,
+    a: &mut [Vec<T>],
+    outputs: Option<&mut [T]>,
+) {
+    let Some(outputs) = outputs else {
+        return project_block(arch, f, plan, xs, rows, a);
+    };
+    let (nr, h) = (rows.len(), f.h);
+    let mut tiles = tiles_mut(a, plan, nr);
+    let mut parts: Vec<&mut [T]> = outputs
+        .chunks_mut(plan.block * h)
+        .map(|c| &mut c[..nr * h])
+        .collect();
+    let task = |(g, (tile, part)): (usize, (&mut Vec<&mut [T]>, &mut &mut [T]))| {
+        project_tile(arch, f, xs, rows.clone(), plan.cols(g), tile);
+        let ranks = plan.ranks(g);
+        let bufs: Vec<&[T]> = tile.iter().map(|v| &v[..]).collect();
+        kernels::lmf_fuse_partial_on(
+            arch,
+            &bufs,
+            Some(&offsets(f, plan, g)),
+            ranks.len(),
+            h,
+            f.weights.map(|w| &w[ranks.clone()]),
+            None,
+            false,
+            part,
+        );
+    };
+    if plan.parallel && tiles.len() > 1 {
+        tiles
+            .par_iter_mut()
+            .zip(parts.par_iter_mut())
+            .enumerate()
+            .for_each(task);
+    } else {
+        tiles
+            .iter_mut()
+            .zip(parts.iter_mut())
+            .enumerate()
+            .for_each(task);
+    }
+}
+
+/// The groups' `nr x h` output parts in `outputs` (see [`project_with_outputs`]).
+fn group_rows<'a, T>(outputs: &'a [T], plan: &Plan, nr: usize) -> Vec<&'a [T]> {
+    outputs
+        .chunks(plan.block * plan.h)
+        .map(|c| &c[..nr * plan.h])
+        .collect()
+}
+
+/// dL/dX_m for the rows `sub` of the block (relative to it; its buffers hold dA for `nr` rows):
+/// `dx[m] = sum_g dA_m[g] W_m[1:, g]^T`, the groups in order.
+fn input_grads<T: Real>(
+    f: &Fusion<'_, T>,
+    plan: &Plan,
+    a: &[Vec<T>],
+    nr: usize,
+    sub: Range<usize>,
+    dx: &mut [&mut [T]],
+) {
+    for (m, (out, &d)) in dx.iter_mut().zip(f.dims).enumerate() {
+        let mut out = MatMut::from_row_major_slice_mut(&mut out[..sub.len() * d], sub.len(), d);
+        let w = f.w1[m];
+        for (g, da) in group_chunks(&a[m], plan, nr).into_iter().enumerate() {
+            let cols = plan.cols(g);
+            let cw = cols.len();
+            matmul(
+                out.rb_mut(),
+                if g == 0 { Accum::Replace } else { Accum::Add },
+                MatRef::from_row_major_slice(&da[sub.start * cw..sub.end * cw], sub.len(), cw),
+                w.subcols(cols.start, cw).transpose(),
+                T::ONE,
+                Par::Seq,
+            );
+        }
+    }
+}
+
+/// Runs one chain of blocks: its sums start from scratch in `work` (`gp`, `dc`, `loss`) and in
+/// `dw` (the factor gradients, GEMM layout, per modality; `None`: the chain's own
+/// `work.dfactors`). `dx[m]` are this chain's rows of dL/dX_m (empty slices when the input
+/// gradients are not wanted).
 #[allow(clippy::too_many_arguments)]
 fn run_chain<T: Real>(
     arch: Arch,
     f: &Fusion<'_, T>,
+    plan: &Plan,
     xs: &[&[T]],
-    n: usize,
-    block: usize,
     blocks: Range<usize>,
     src: GradSource<'_, T>,
     dx: &mut [&mut [T]],
+    dw: Option<Vec<&mut [T]>>,
     work: &mut ChainWork<T>,
 ) {
-    let (rank, h, rh) = (f.rank, f.h, f.rh());
-    let weights = f
-        .weights
-        .expect("backward runs on a model with fusion weights");
+    let h = f.h;
     let ChainWork {
+        a,
+        y,
+        yg,
+        g,
         dfactors,
         gp,
         dc,
         loss: loss_sum,
-        bufs,
+        scratch,
     } = work;
+    let dw = dw.unwrap_or_else(|| dfactors.iter_mut().map(|v| &mut v[..]).collect());
     gp.fill(T::ZERO);
     dc.fill(T::ZERO);
     *loss_sum = 0.0;
-    for dw in dfactors.iter_mut() {
-        dw[..rh].fill(T::ZERO);
-    }
-    let chain_r0 = blocks.start * block;
+    let mut outs = group_outs(plan, f.dims, dw, gp);
+    let chain_r0 = plan.rows(blocks.start).start;
     let first_block = blocks.start;
     for b in blocks {
-        let r0 = b * block;
-        let rows = block.min(n - r0);
-        project(f, xs, r0, rows, &mut bufs.a);
-        let Bufs { a, y, g, scratch } = &mut *bufs;
+        let rows = plan.rows(b);
+        let nr = rows.len();
+        let with_outputs = matches!(src, GradSource::Loss { .. });
+        project_with_outputs(
+            arch,
+            f,
+            plan,
+            xs,
+            rows.clone(),
+            a,
+            with_outputs.then_some(&mut *yg),
+        );
+        // dL/dy of the block.
         let grad: &[T] = match src {
-            GradSource::Given(all) => &all[r0 * h..(r0 + rows) * h],
+            GradSource::Given(all) => &all[rows.start * h..rows.end * h],
             GradSource::Loss {
                 loss,
                 targets,
                 scale,
             } => {
-                let (y, g) = (&mut y[..rows * h], &mut g[..rows * h]);
-                let a_ro: Vec<&[T]> = a.iter().map(|v| &v[..rows * rh]).collect();
-                kernels::lmf_fuse_on(arch, &a_ro, rank, h, Some(weights), f.bias, y);
-                *loss_sum += loss.block(y, &targets[r0 * h..(r0 + rows) * h], scale, g);
+                let (y, g) = (&mut y[..nr * h], &mut g[..nr * h]);
+                let t = &targets[rows.start * h..rows.end * h];
+                let parts = group_rows(yg, plan, nr);
+                let part = |(c, (y, g)): (usize, (&mut [T], &mut [T]))| {
+                    let r0 = c * FUSE_ROWS;
+                    let sub = r0 * h..r0 * h + y.len();
+                    // The groups' sums in group order, then the bias.
+                    y.copy_from_slice(&parts[0][sub.clone()]);
+                    for p in &parts[1..] {
+                        for (acc, &v) in y.iter_mut().zip(&p[sub.clone()]) {
+                            *acc += v;
+                        }
+                    }
+                    for row in y.chunks_exact_mut(h) {
+                        for (acc, &b) in row.iter_mut().zip(f.bias) {
+                            *acc += b;
+                        }
+                    }
+                    loss.block(y, &t[sub], scale, g)
+                };
+                // Partial sums per row chunk, added in order: the same for any thread count.
+                let parts: Vec<f64> = if plan.parallel && nr >= 2 * FUSE_ROWS {
+                    y.par_chunks_mut(FUSE_ROWS * h)
+                        .zip(g.par_chunks_mut(FUSE_ROWS * h))
+                        .enumerate()
+                        .map(part)
+                        .collect()
+                } else {
+                    y.chunks_mut(FUSE_ROWS * h)
+                        .zip(g.chunks_mut(FUSE_ROWS * h))
+                        .enumerate()
+                        .map(part)
+                        .collect()
+                };
+                *loss_sum += parts.iter().sum::<f64>();
                 g
             }
         };
@@ -152,49 +438,48 @@ fn run_chain<T: Real>(
                 *acc += v;
             }
         }
+        let first = b == first_block;
         {
-            let mut a_rw: Vec<&mut [T]> = a.iter_mut().map(|v| &mut v[..rows * rh]).collect();
-            kernels::lmf_fuse_backward_on(arch, &mut a_rw, rank, h, weights, grad, gp, scratch);
+            let mut tiles = tiles_mut(a, plan, nr);
+            let task = |(gi, ((tile, out), scr)): GroupJob<'_, '_, '_, T>| {
+                backward_tile(arch, f, plan, xs, &rows, gi, tile, grad, out, scr, first)
+            };
+            if plan.parallel && tiles.len() > 1 {
+                tiles
+                    .par_iter_mut()
+                    .zip(outs.par_iter_mut())
+                    .zip(scratch.par_iter_mut())
+                    .enumerate()
+                    .for_each(task);
+            } else {
+                tiles
+                    .iter_mut()
+                    .zip(outs.iter_mut())
+                    .zip(scratch.iter_mut())
+                    .enumerate()
+                    .for_each(task);
+            }
         }
-        // The first block of the chain writes the gradient rows 1.. instead of adding to them
-        // (so the buffers never need zeroing).
-        let accum = if b == first_block {
-            Accum::Replace
-        } else {
-            Accum::Add
-        };
-        for (m, (dw, &d)) in dfactors.iter_mut().zip(f.dims).enumerate() {
-            let da = &a[m][..rows * rh];
-            // Row 0 multiplies the constant 1: the column sums of dA_m.
-            for row in da.chunks_exact(rh) {
-                for (acc, &v) in dw[..rh].iter_mut().zip(row) {
-                    *acc += v;
+        if dx.iter().any(|d| !d.is_empty()) {
+            let lr0 = rows.start - chain_r0;
+            // This block's rows of each dX_m, cut into row chunks.
+            let mut parts: Vec<Vec<&mut [T]>> =
+                (0..nr.div_ceil(FUSE_ROWS)).map(|_| Vec::new()).collect();
+            for (dxm, &d) in dx.iter_mut().zip(f.dims) {
+                let blk = &mut dxm[lr0 * d..(lr0 + nr) * d];
+                for (p, chunk) in parts.iter_mut().zip(blk.chunks_mut(FUSE_ROWS * d)) {
+                    p.push(chunk);
                 }
             }
-            let da_view = MatRef::from_row_major_slice(da, rows, rh);
-            let x_blk = MatRef::from_row_major_slice(&xs[m][r0 * d..(r0 + rows) * d], rows, d);
-            matmul(
-                MatMut::from_row_major_slice_mut(&mut dw[rh..], d, rh),
-                accum,
-                x_blk.transpose(),
-                da_view,
-                T::ONE,
-                Par::Seq,
-            );
-            if !dx[m].is_empty() {
-                let lr0 = r0 - chain_r0;
-                matmul(
-                    MatMut::from_row_major_slice_mut(
-                        &mut dx[m][lr0 * d..(lr0 + rows) * d],
-                        rows,
-                        d,
-                    ),
-                    Accum::Replace,
-                    da_view,
-                    MatRef::from_row_major_slice(&f.factors[m][rh..], d, rh).transpose(),
-                    T::ONE,
-                    Par::Seq,
-                );
+            let a = &a[..];
+            let task = |(c, part): (usize, &mut Vec<&mut [T]>)| {
+                let r0 = c * FUSE_ROWS;
+                input_grads(f, plan, a, nr, r0..(r0 + FUSE_ROWS).min(nr), part)
+            };
+            if plan.parallel && parts.len() > 1 {
+                parts.par_iter_mut().enumerate().for_each(task);
+            } else {
+                parts.iter_mut().enumerate().for_each(task);
             }
         }
     }
@@ -207,7 +492,7 @@ impl<T: Real> LmfGradients<T> {
             factors: f
                 .dims
                 .iter()
-                .map(|&d| Matrix::filled(d + 1, f.rh(), T::ZERO))
+                .map(|&d| Matrix::zeros_for_output(d + 1, f.rh()))
                 .collect(),
             fusion_weights: vec![T::ZERO; f.rank],
             bias: vec![T::ZERO; f.h],
@@ -231,15 +516,14 @@ pub(crate) fn backward_into<T: Real>(
     ws: &mut Workspace<T>,
     out: &mut LmfGradients<T>,
 ) -> f64 {
-    let (h, rh) = (f.h, f.rh());
+    let h = f.h;
     let nm = f.factors.len();
-    let block = block_rows::<T>(opts, Pass::Backward, nm, rh, n);
-    let nblocks = n.div_ceil(block);
-    let chain_blocks = chains(nblocks);
+    let plan = Plan::new::<T>(opts, Pass::Backward, f.dims, f.rank, h, n);
+    let chain_blocks = plan.chain_blocks();
     let nchains = chain_blocks.len();
     let row_ranges: Vec<Range<usize>> = chain_blocks
         .iter()
-        .map(|c| c.start * block..(c.end * block).min(n))
+        .map(|c| plan.rows(c.start).start..plan.rows(c.end - 1).end)
         .collect();
     // dx_parts[c][m]: chain c's rows of dL/dX_m.
     let mut dx_parts: Vec<Vec<&mut [T]>> = (0..nchains).map(|_| Vec::with_capacity(nm)).collect();
@@ -262,41 +546,34 @@ pub(crate) fn backward_into<T: Real>(
         }
     }
     if ws.len() < nchains {
-        ws.resize_with(nchains, ChainWork::new);
+        ws.resize_with(nchains, ChainWork::default);
     }
-    let rows_max = row_ranges.iter().map(|r| r.len()).max().unwrap_or(0);
-    for w in ws[..nchains].iter_mut() {
-        w.ensure(f.dims, block.min(rows_max), rh, h);
+    for (c, w) in ws[..nchains].iter_mut().enumerate() {
+        w.ensure(f, &plan, c > 0);
     }
+    // The first chain sums the factor gradients straight into `out`, the others into their own
+    // buffers (added to `out` in chain order below).
+    let mut targets: Vec<Option<Vec<&mut [T]>>> = (0..nchains).map(|_| None).collect();
+    targets[0] = Some(out.factors.iter_mut().map(|m| m.as_mut_slice()).collect());
+    let jobs: Vec<_> = ws[..nchains]
+        .iter_mut()
+        .zip(chain_blocks)
+        .zip(dx_parts)
+        .zip(targets)
+        .collect();
+    let job = |(((work, blocks), mut part), dw): ChainJob<'_, T>| {
+        run_chain(arch, f, &plan, xs, blocks, src, &mut part, dw, work)
+    };
     if nchains == 1 {
-        let mut part = dx_parts.pop().unwrap_or_default();
-        run_chain(
-            arch,
-            f,
-            xs,
-            n,
-            block,
-            chain_blocks[0].clone(),
-            src,
-            &mut part,
-            &mut ws[0],
-        );
+        jobs.into_iter().for_each(job);
     } else {
-        ws[..nchains]
-            .par_iter_mut()
-            .zip(chain_blocks)
-            .zip(dx_parts)
-            .for_each(|((work, blocks), mut part)| {
-                run_chain(arch, f, xs, n, block, blocks, src, &mut part, work)
-            });
+        jobs.into_par_iter().for_each(job);
     }
     // Add the chains in order (deterministic).
     let chains = &ws[..nchains];
     for (m, dst) in out.factors.iter_mut().enumerate() {
-        let dst = dst.as_mut_slice();
-        dst.copy_from_slice(&chains[0].dfactors[m]);
         for c in &chains[1..] {
-            for (a, &v) in dst.iter_mut().zip(&c.dfactors[m]) {
+            for (a, &v) in dst.as_mut_slice().iter_mut().zip(&c.dfactors[m]) {
                 *a += v;
             }
         }
@@ -398,17 +675,14 @@ impl<T: Real> LmfModel<T> {
         opts.install(|| {
             let dx = if want_inputs { Some(&mut dx[..]) } else { None };
             let src = GradSource::Given(&g);
-            backward_into(
-                arch,
-                &f,
-                &slices,
-                n,
-                opts,
-                src,
-                dx,
-                &mut Vec::new(),
-                &mut grads,
-            );
+            let mut ws = Cached::<Workspace<T>>::take();
+            if n >= COPY_ROWS {
+                let copies = transposed_factors(&f);
+                let fc = f.with_copies(&copies);
+                backward_into(arch, &fc, &slices, n, opts, src, dx, &mut ws, &mut grads);
+            } else {
+                backward_into(arch, &f, &slices, n, opts, src, dx, &mut ws, &mut grads);
+            }
         })?;
         grads.inputs = dx;
         Ok(grads)
@@ -431,7 +705,7 @@ impl<T: Real> LmfModel<T> {
         let f = self.fusion();
         let mut grads = LmfGradients::zeros_for(&f);
         let value = opts.install(|| {
-            let mut ws = Vec::new();
+            let mut ws = Cached::<Workspace<T>>::take();
             loss_step(
                 Arch::new(),
                 &f,
@@ -467,7 +741,23 @@ pub(crate) fn loss_step<T: Real>(
         targets,
         scale: loss.grad_scale::<T>(count),
     };
-    backward_into(arch, f, xs, n, opts, src, None, ws, out) / count as f64
+    let sum = if n >= COPY_ROWS {
+        let copies = transposed_factors(f);
+        backward_into(
+            arch,
+            &f.with_copies(&copies),
+            xs,
+            n,
+            opts,
+            src,
+            None,
+            ws,
+            out,
+        )
+    } else {
+        backward_into(arch, f, xs, n, opts, src, None, ws, out)
+    };
+    sum / count as f64
 }
 
 impl<T: Real> LmfGradients<T> {

@@ -1,6 +1,9 @@
 //! The forward pass: blocked GEMMs plus the SIMD fusion pass, and the pre-scaled inference model.
 
-use super::block::{block_rows, project, Bufs, Fusion, Pass};
+use super::block::{
+    ensure_bufs, group_chunks, offsets, project_tile, tiles_mut, transposed_factors, Cached,
+    Fusion, Pass, Plan, COPY_ROWS, FUSE_ROWS,
+};
 use super::model::{checked_count, LmfModel};
 use super::LmfOptions;
 use crate::error::Result;
@@ -9,24 +12,100 @@ use crate::scalar::Real;
 use faer::MatRef;
 use mmfuse_kernels::{self as kernels, Arch};
 use rayon::prelude::*;
+use std::ops::Range;
 
-/// Runs the fusion of one block: projections, then the SIMD pass into `out` (`rows x h`).
-pub(crate) fn fuse_block<T: Real>(
+/// A batch that is a single block: the groups' tiles in parallel, each one's GEMMs followed by
+/// the Hadamard product over modalities into its first buffer while they are in cache; then the
+/// rank sum over that one buffer, in parallel over row chunks.
+fn single_block<T: Real>(arch: Arch, f: &Fusion<'_, T>, plan: &Plan, xs: &[&[T]], out: &mut [T]) {
+    let n = plan.n;
+    let mut bufs = Cached::<Vec<Vec<T>>>::take();
+    ensure_bufs(&mut bufs, f.factors.len(), n * f.rh());
+    {
+        let mut tiles = tiles_mut(&mut bufs, plan, n);
+        let task = |(g, tile): (usize, &mut Vec<&mut [T]>)| {
+            let cols = plan.cols(g);
+            project_tile(arch, f, xs, 0..n, cols.clone(), tile);
+            let (first, others) = tile.split_at_mut(1);
+            let others: Vec<&[T]> = others.iter().map(|v| &v[..]).collect();
+            let off = offsets(f, plan, g);
+            kernels::lmf_hadamard_on(arch, first[0], &others, Some(&off), cols.len());
+        };
+        if plan.parallel && tiles.len() > 1 {
+            tiles.par_iter_mut().enumerate().for_each(task);
+        } else {
+            tiles.iter_mut().enumerate().for_each(task);
+        }
+    }
+    let products = group_chunks(&bufs[0], plan, n);
+    let sum = |sub: Range<usize>, out: &mut [T]| {
+        let ng = products.len();
+        for (g, p) in products.iter().enumerate() {
+            let ranks = plan.ranks(g);
+            let w = ranks.len() * f.h;
+            kernels::lmf_fuse_partial_on(
+                arch,
+                &[&p[sub.start * w..sub.end * w]],
+                None,
+                ranks.len(),
+                f.h,
+                f.weights.map(|w| &w[ranks.clone()]),
+                (g + 1 == ng).then_some(f.bias),
+                g > 0,
+                out,
+            );
+        }
+    };
+    if plan.parallel && n >= 2 * FUSE_ROWS {
+        out.par_chunks_mut(FUSE_ROWS * f.h)
+            .enumerate()
+            .for_each(|(c, o)| sum(c * FUSE_ROWS..c * FUSE_ROWS + o.len() / f.h, o));
+    } else {
+        sum(0..n, out);
+    }
+}
+
+/// One block of a batch of several (run by one task): group after group, the tile's GEMMs into
+/// `bufs` (one group's width), then the SIMD pass continuing the rank sum in `out`
+/// (`rows.len() x h`) while the tile is in cache.
+fn block_by_groups<T: Real>(
     arch: Arch,
     f: &Fusion<'_, T>,
+    plan: &Plan,
     xs: &[&[T]],
-    r0: usize,
-    bufs: &mut Bufs<T>,
+    rows: Range<usize>,
+    bufs: &mut Vec<Vec<T>>,
     out: &mut [T],
 ) {
-    let rows = out.len() / f.h;
-    let rh = f.rh();
-    project(f, xs, r0, rows, &mut bufs.a);
-    let a: Vec<&[T]> = bufs.a.iter().map(|v| &v[..rows * rh]).collect();
-    kernels::lmf_fuse_on(arch, &a, f.rank, f.h, f.weights, f.bias, out);
+    let nr = rows.len();
+    let ng = plan.ngroups();
+    ensure_bufs(bufs, f.factors.len(), plan.block * plan.cols(0).len());
+    for g in 0..ng {
+        let cols = plan.cols(g);
+        let w = cols.len();
+        let mut tile: Vec<&mut [T]> = bufs.iter_mut().map(|b| &mut b[..nr * w]).collect();
+        project_tile(arch, f, xs, rows.clone(), cols, &mut tile);
+        let a: Vec<&[T]> = tile.iter().map(|v| &v[..]).collect();
+        let ranks = plan.ranks(g);
+        kernels::lmf_fuse_partial_on(
+            arch,
+            &a,
+            Some(&offsets(f, plan, g)),
+            ranks.len(),
+            f.h,
+            f.weights.map(|w| &w[ranks.clone()]),
+            (g + 1 == ng).then_some(f.bias),
+            g > 0,
+            out,
+        );
+    }
 }
 
 /// `out` (`n x h`, row-major) = the fusion of the `n` samples of `xs` (checked, contiguous).
+///
+/// Both schedules compute every tile with the same GEMM and every output row with the same
+/// sequence of kernel operations, so they give the same bits; the choice only follows the
+/// tiling (never the number of threads).
 pub(crate) fn forward_into<T: Real>(
     arch: Arch,
     f: &Fusion<'_, T>,
@@ -35,20 +114,34 @@ pub(crate) fn forward_into<T: Real>(
     opts: &LmfOptions,
     out: &mut [T],
 ) {
-    let h = f.h;
-    let rh = f.rh();
-    let nm = f.factors.len();
-    let block = block_rows::<T>(opts, Pass::Forward, nm, rh, n);
-    if block >= n {
-        // One block: no task to spread, so no rayon round trip (it matters at batch 1).
-        let mut bufs = Bufs::new(nm, n, rh, h);
-        fuse_block(arch, f, xs, 0, &mut bufs, out);
+    let plan = Plan::new::<T>(opts, Pass::Forward, f.dims, f.rank, f.h, n);
+    if plan.nblocks() == 1 {
+        single_block(arch, f, &plan, xs, out);
         return;
     }
-    out.par_chunks_mut(block * h).enumerate().for_each_init(
-        || Bufs::new(nm, block, rh, h),
-        |bufs, (b, out_blk)| fuse_block(arch, f, xs, b * block, bufs, out_blk),
-    );
+    out.par_chunks_mut(plan.block * f.h)
+        .enumerate()
+        .for_each_init(Cached::<Vec<Vec<T>>>::take, |bufs, (b, out_blk)| {
+            block_by_groups(arch, f, &plan, xs, plan.rows(b), bufs, out_blk)
+        });
+}
+
+/// [`forward_into`] for a model's parameters: with the factors copied column-major first when
+/// the batch is large enough to pay for the copy (see [`transposed_factors`]).
+pub(crate) fn forward_model<T: Real>(
+    arch: Arch,
+    f: &Fusion<'_, T>,
+    xs: &[&[T]],
+    n: usize,
+    opts: &LmfOptions,
+    out: &mut [T],
+) {
+    if n >= COPY_ROWS {
+        let copies = transposed_factors(f);
+        forward_into(arch, &f.with_copies(&copies), xs, n, opts, out);
+    } else {
+        forward_into(arch, f, xs, n, opts, out);
+    }
 }
 
 fn run_forward<T: Real>(
@@ -57,26 +150,33 @@ fn run_forward<T: Real>(
     f: &Fusion<'_, T>,
     xs: &[MatRef<'_, T>],
     opts: &LmfOptions,
+    copy_factors: bool,
 ) -> Result<Matrix<T>> {
     opts.validate()?;
     let (rows, n) = model.check_inputs(xs)?;
     let slices: Vec<&[T]> = rows.iter().map(|r| &r[..]).collect();
     checked_count(&[n, f.h], "the outputs")?;
     let mut out = Matrix::zeros_for_output(n, f.h);
-    opts.install(|| forward_into(arch, f, &slices, n, opts, out.as_mut_slice()))?;
+    opts.install(|| {
+        if copy_factors {
+            forward_model(arch, f, &slices, n, opts, out.as_mut_slice())
+        } else {
+            forward_into(arch, f, &slices, n, opts, out.as_mut_slice())
+        }
+    })?;
     Ok(out)
 }
 
 impl<T: Real> LmfModel<T> {
     pub(crate) fn fusion(&self) -> Fusion<'_, T> {
-        Fusion {
-            factors: self.factors.iter().map(|f| f.as_slice()).collect(),
-            dims: &self.dims,
-            rank: self.rank,
-            h: self.out_dim,
-            weights: Some(&self.fusion_weights),
-            bias: &self.bias,
-        }
+        Fusion::new(
+            self.factors.iter().map(|f| f.as_slice()).collect(),
+            &self.dims,
+            self.rank,
+            self.out_dim,
+            Some(&self.fusion_weights),
+            &self.bias,
+        )
     }
 
     /// Outputs `y` (`N x h`) for inputs in the model's order (`xs[m]` is `N x d_m`, any strides;
@@ -108,7 +208,7 @@ impl<T: Real> LmfModel<T> {
         xs: &[MatRef<'_, T>],
         opts: &LmfOptions,
     ) -> Result<Matrix<T>> {
-        run_forward(arch, self, &self.fusion(), xs, opts)
+        run_forward(arch, self, &self.fusion(), xs, opts, true)
     }
 
     /// [`LmfModel::forward`] with inputs given by modality name, in any order (each exactly once).
@@ -135,13 +235,13 @@ impl<T: Real> LmfModel<T> {
             }
         }
         // Same names, shapes and bias; ones as fusion weights document what the factors mean.
-        PrescaledLmf {
-            model: LmfModel {
-                factors,
-                fusion_weights: vec![T::ONE; self.rank],
-                ..self.clone()
-            },
-        }
+        let model = LmfModel {
+            factors,
+            fusion_weights: vec![T::ONE; self.rank],
+            ..self.clone()
+        };
+        let copies = transposed_factors(&model.fusion());
+        PrescaledLmf { model, copies }
     }
 }
 
@@ -151,14 +251,16 @@ impl<T: Real> LmfModel<T> {
 pub struct PrescaledLmf<T: Real> {
     /// Factor 0 scaled by the fusion weights, fusion weights all ones.
     model: LmfModel<T>,
+    /// Rows 1.. of the factors, column-major: the layout the GEMMs read fastest, made once here
+    /// (a [`LmfModel`] makes it per call, for large batches only).
+    copies: Vec<Vec<T>>,
 }
 
 impl<T: Real> PrescaledLmf<T> {
     fn fusion(&self) -> Fusion<'_, T> {
-        Fusion {
-            weights: None,
-            ..self.model.fusion()
-        }
+        let mut f = self.model.fusion().with_copies(&self.copies);
+        f.weights = None;
+        f
     }
 
     /// Outputs for inputs in the model's order; same checks as [`LmfModel::forward`].
@@ -173,7 +275,7 @@ impl<T: Real> PrescaledLmf<T> {
         xs: &[MatRef<'_, T>],
         opts: &LmfOptions,
     ) -> Result<Matrix<T>> {
-        run_forward(arch, &self.model, &self.fusion(), xs, opts)
+        run_forward(arch, &self.model, &self.fusion(), xs, opts, false)
     }
 
     /// Outputs for inputs given by modality name.

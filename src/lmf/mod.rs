@@ -17,13 +17,16 @@
 //! - Weights files: safetensors in the PyTorch reference layout
 //!   ([`LmfModel::save_safetensors`], [`LmfModel::load_safetensors`]; see [`weights`]).
 //!
-//! How it is computed: the batch is processed in row blocks (in parallel with rayon); per block
-//! and modality one faer GEMM gives all ranks at once (`W_m` stored as `(d_m + 1) x (r h)`, the
-//! constant column folded into the GEMM's initial value), then one SIMD pass from
-//! `mmfuse-kernels` does the Hadamard product over modalities and the weighted rank sum while the
-//! block is in cache. Memory beyond inputs and outputs is O(block x r h x M) for the forward pass
-//! (plus at most 4 partial copies of the parameter gradients for the backward pass). Results
-//! are bitwise the same for any number of threads.
+//! How it is computed: the batch is processed in tiles of (row block, group of ranks), in
+//! parallel with rayon; per tile and modality one faer GEMM gives the tile's ranks at once
+//! (`W_m` stored as `(d_m + 1) x (r h)`; the constant column is never materialised: the SIMD
+//! passes add the factor's row 0 as an offset), then the SIMD passes of `mmfuse-kernels` do the
+//! Hadamard product over modalities and the weighted rank sum while the tile is in cache (see
+//! `block.rs` for the tiling and the schedules). Memory beyond inputs and outputs is
+//! O(block x r h x M) (the training step and the backward pass: times at most 4 chains, each
+//! with a partial copy of the parameter gradients; large batches and the pre-scaled model: plus
+//! one column-major copy of the factors). Results are bitwise the same for any number of
+//! threads.
 //!
 //! ```
 //! use mmfuse::lmf::{LmfModel, LmfOptions, TrainOptions};
@@ -80,11 +83,10 @@ pub use train::{EpochReport, TrainHistory, TrainOptions};
 /// Execution options of the forward and backward passes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LmfOptions {
-    /// Rows per block. `None` (the default) picks it from the shapes: for the forward pass so
-    /// that the M projection buffers of a block (`block x r h x M` values) take about 256 KiB
-    /// (16 to 1024 rows), for the backward pass and training about 1 MiB (64 to 1024 rows: each
-    /// backward block also reads and writes the whole factor gradients once). Results depend on
-    /// the block size (through summation order) but never on the number of threads.
+    /// Rows per block. `None` (the default) picks it from the shapes: at most 256 rows and
+    /// 8 MiB of projection buffers (`block x r h x M` values), and for the forward pass cut
+    /// further until a block has four tiles (block x group of ranks) worth a task each. Results
+    /// depend on the block size (through summation order) but never on the number of threads.
     pub block_rows: Option<usize>,
     /// Worker threads: `None` runs on rayon's global pool (all cores, no start-up cost);
     /// `Some(t)` builds a pool of `t` threads for the call (costly for small batches: for many

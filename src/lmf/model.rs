@@ -138,6 +138,15 @@ fn check_sizes(rank: usize, out_dim: usize) -> Result<()> {
 
 /// Errors on the first non-finite value of `data` (row-major, `ncols` columns).
 pub(crate) fn check_finite_slice<T: Real>(data: &[T], ncols: usize, what: &str) -> Result<()> {
+    // `x - x` is 0 for a finite x and NaN otherwise: a branch-free pass the compiler vectorises
+    // (an early-exit scan costs about 1 ns per value, 3% of a forward pass at batch 4096); the
+    // position is looked for only when there is something to report.
+    let all_finite = data
+        .chunks(256)
+        .all(|c| c.iter().fold(true, |ok, &v| ok & is_finite_fast(v)));
+    if all_finite {
+        return Ok(());
+    }
     if let Some(pos) = data.iter().position(|v| !v.to_f64().is_finite()) {
         return Err(Error::NonFinite {
             what: what.to_string(),
@@ -147,6 +156,14 @@ pub(crate) fn check_finite_slice<T: Real>(data: &[T], ncols: usize, what: &str) 
         });
     }
     Ok(())
+}
+
+/// Whether `x` is finite, without a branch or a conversion: `x - x` is 0 for a finite `x` and
+/// NaN for an infinity or a NaN, so loops of it vectorise (unlike `to_f64().is_finite()`).
+#[inline(always)]
+#[allow(clippy::eq_op)]
+pub(crate) fn is_finite_fast<T: Real>(x: T) -> bool {
+    x - x == T::ZERO
 }
 
 /// The rows of a view, contiguous and row-major: borrowed when the view already is, else copied.

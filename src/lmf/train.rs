@@ -4,7 +4,7 @@
 use super::adam::{Adam, AdamConfig};
 use super::backward::{loss_step, LmfGradients};
 use super::block::run_in;
-use super::forward::forward_into;
+use super::forward::forward_model;
 use super::loss::Loss;
 use super::model::LmfModel;
 use super::LmfOptions;
@@ -269,7 +269,7 @@ impl<T: Real> LmfModel<T> {
                     .collect();
                 let f = self.fusion();
                 run_in(pool, || {
-                    forward_into(arch, &f, &xv, n_val, &opts.exec, &mut val_out)
+                    forward_model(arch, &f, &xv, n_val, &opts.exec, &mut val_out)
                 });
                 let mut sum = 0.0;
                 for (&y, &t) in val_out.iter().zip(&targets[n_train * h..]) {
