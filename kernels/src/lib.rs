@@ -11,11 +11,16 @@ mod exp;
 mod lmf;
 pub mod reference;
 mod simd;
+mod smo;
 mod tile;
 
 pub use distance::{pack_panel, panel_width, PANEL_PAD};
 pub use epilogue::Epilogue;
 pub use simd::Float;
+pub use smo::{
+    smo_axpy2_on, smo_second_choice_on, smo_violators, smo_violators_on, SecondChoice, Violators,
+    SMO_TAU,
+};
 pub use tile::{transpose_into, TileMut};
 
 pub use pulp::Arch;

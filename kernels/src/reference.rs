@@ -287,3 +287,67 @@ pub fn lmf_fuse_backward<T: Float>(
         }
     }
 }
+
+/// Twin of [`crate::smo_violators_on`]: `v_t = y_t - scale * out_t`; the first index of the
+/// maximum of `v + up_pen`, that maximum, and the minimum of `v + low_pen`.
+pub fn smo_violators(
+    out: &[f64],
+    y: &[f64],
+    scale: f64,
+    up_pen: &[f64],
+    low_pen: &[f64],
+) -> crate::Violators {
+    let (mut up_max, mut up_arg, mut low_min) = (f64::NEG_INFINITY, usize::MAX, f64::INFINITY);
+    for t in 0..out.len() {
+        let v = y[t] - scale * out[t];
+        if v + up_pen[t] > up_max {
+            up_max = v + up_pen[t];
+            up_arg = t;
+        }
+        low_min = low_min.min(v + low_pen[t]);
+    }
+    crate::Violators {
+        up_max,
+        up_arg,
+        low_min,
+    }
+}
+
+/// Twin of [`crate::smo_axpy2_on`].
+pub fn smo_axpy2(out: &mut [f64], ki: &[f64], dai: f64, kj: &[f64], daj: f64) {
+    for t in 0..out.len() {
+        out[t] += ki[t] * dai + kj[t] * daj;
+    }
+}
+
+/// Twin of [`crate::smo_second_choice_on`]: libsvm's second-order rule, a plain loop.
+#[allow(clippy::too_many_arguments)]
+pub fn smo_second_choice(
+    ki: &[f64],
+    kscale: f64,
+    diag_i: f64,
+    diag: &[f64],
+    out: &[f64],
+    y: &[f64],
+    scale: f64,
+    low_pen: &[f64],
+    up_max: f64,
+) -> crate::SecondChoice {
+    let (mut arg, mut objective) = (usize::MAX, f64::INFINITY);
+    for t in 0..out.len() {
+        if low_pen[t] == f64::INFINITY {
+            continue;
+        }
+        let b = up_max - (y[t] - scale * out[t]);
+        if b > 0.0 {
+            let curv = (diag_i + diag[t]) - 2.0 * (kscale * ki[t]);
+            let curv = if curv > 0.0 { curv } else { crate::SMO_TAU };
+            let obj = -(b * b / curv);
+            if obj < objective {
+                objective = obj;
+                arg = t;
+            }
+        }
+    }
+    crate::SecondChoice { arg, objective }
+}
