@@ -1314,3 +1314,52 @@ fn validation_finds_every_bad_entry() {
     let e = fit(&[&bad], &y, &o).unwrap_err();
     assert!(e.to_string().contains("K[140][139]"), "{e}");
 }
+
+/// The entry check (finite, symmetric, 2 x 2 minors) runs beside the solver when the pool has
+/// two threads, and first when it has one: the result of a good problem and the error of a bad
+/// one must not depend on which, including a defect the solver reaches before the check does
+/// (a NaN in the first row, the row SMO reads first) and one the check reaches last (the last
+/// row of the last kernel).
+#[test]
+fn entry_check_beside_the_solver_changes_nothing() {
+    let pb = random_problem(5, 300, 3);
+    let ks = pb.refs();
+    let y = pb.y_class.clone();
+    let n = 300;
+    let pool = |t: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap()
+    };
+    let (one, two) = (pool(1), pool(2));
+    for p in [1.0, 2.0, f64::INFINITY] {
+        let o = MklOptions {
+            p,
+            ..MklOptions::default()
+        };
+        let a = one.install(|| fit(&ks, &y, &o)).unwrap();
+        let b = two.install(|| fit(&ks, &y, &o)).unwrap();
+        assert_eq!(a, b, "p = {p}: 1 vs 2 threads");
+    }
+    let mut cases: Vec<(&str, Vec<Matrix<f64>>)> = Vec::new();
+    let mut nan_first = pb.kernels.clone();
+    nan_first[0].as_mut_slice()[1] = f64::NAN;
+    nan_first[0].as_mut_slice()[n] = f64::NAN;
+    cases.push(("NaN in row 0", nan_first));
+    let mut asym_last = pb.kernels.clone();
+    asym_last[2].as_mut_slice()[n * n - 2] += 1.0;
+    cases.push(("asymmetric last row", asym_last));
+    let mut minor = pb.kernels.clone();
+    let big = 10.0 * minor[1].get(0, 0).max(minor[1].get(n - 1, n - 1));
+    minor[1].as_mut_slice()[n - 1] = big;
+    minor[1].as_mut_slice()[(n - 1) * n] = big;
+    cases.push(("negative 2 x 2 minor", minor));
+    for (what, kernels) in &cases {
+        let refs: Vec<&Matrix<f64>> = kernels.iter().collect();
+        let o = MklOptions::default();
+        let a = one.install(|| fit(&refs, &y, &o)).unwrap_err().to_string();
+        let b = two.install(|| fit(&refs, &y, &o)).unwrap_err().to_string();
+        assert_eq!(a, b, "{what}");
+    }
+}

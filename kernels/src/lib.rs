@@ -12,6 +12,7 @@ mod lmf;
 pub mod reference;
 mod simd;
 mod smo;
+mod symmetry;
 mod tile;
 
 pub use distance::{pack_panel, panel_width, PANEL_PAD};
@@ -21,6 +22,7 @@ pub use smo::{
     smo_axpy2_on, smo_second_choice_on, smo_violators, smo_violators_on, SecondChoice, Violators,
     SMO_TAU,
 };
+pub use symmetry::{symmetric_block_is_bad, symmetric_block_is_bad_on};
 pub use tile::{transpose_into, TileMut};
 
 pub use pulp::Arch;

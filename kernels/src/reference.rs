@@ -351,3 +351,40 @@ pub fn smo_second_choice(
     }
     crate::SecondChoice { arg, objective }
 }
+
+/// [`crate::symmetric_block_is_bad`], pair by pair: every `(i, j)` with `i` in `rows`, `j` in
+/// `cols`, `j < i`, each test spelled out.
+// `!(x <= limit)` rather than `x > limit`: NaN must fail.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+pub fn symmetric_block_is_bad(
+    data: &[f64],
+    n: usize,
+    rows: core::ops::Range<usize>,
+    cols: core::ops::Range<usize>,
+    tol: f64,
+    sqrt_diag: Option<&[f64]>,
+    slack: f64,
+) -> bool {
+    assert!(data.len() >= n * n && rows.end <= n && cols.end <= n);
+    for i in rows {
+        for j in cols.clone() {
+            if j >= i {
+                continue;
+            }
+            let (a, b) = (data[i * n + j], data[j * n + i]);
+            if !a.is_finite() || !b.is_finite() {
+                return true;
+            }
+            if !((a - b).abs() <= tol) {
+                return true;
+            }
+            if let Some(sd) = sqrt_diag {
+                let bound = sd[i] * slack * sd[j] + tol;
+                if !(a.abs() <= bound) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}

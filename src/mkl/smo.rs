@@ -12,6 +12,7 @@
 
 use crate::matrix::Matrix;
 use mmfuse_kernels::{smo_axpy2_on, smo_second_choice_on, smo_violators_on, Arch, SMO_TAU as TAU};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The state SMO works on; kept between outer MKL iterations (warm start).
 pub(crate) struct SmoState {
@@ -55,7 +56,8 @@ impl SmoState {
     }
 }
 
-/// Runs SMO to maximal violation <= `tol` (or `max_iter` steps) on K_beta, from `state`.
+/// Runs SMO to maximal violation <= `tol` (or `max_iter` steps) on K_beta, from `state`;
+/// stops early when `cancel` is set (see `fit_with_progress`).
 ///
 /// Each step is three dense passes over the samples, SIMD kernels of `mmfuse-kernels`: the
 /// second-order choice of j on the row of i, the update of the outputs with the rows of i and j,
@@ -67,6 +69,7 @@ impl SmoState {
 /// long per step at n = 5000). With one kernel the rows come straight from the kernel and the
 /// outputs are g_0 itself (K_beta = b K_0, F = b g_0); with several, the rows and F are
 /// combined with beta.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn solve(
     kernels: &[&Matrix<f64>],
     beta: &[f64],
@@ -75,6 +78,7 @@ pub(crate) fn solve(
     tol: f64,
     max_iter: usize,
     state: &mut SmoState,
+    cancel: &AtomicBool,
 ) -> SmoRun {
     let n = y.len();
     let arch = Arch::new();
@@ -115,7 +119,10 @@ pub(crate) fn solve(
     };
     let mut iterations = 0;
     while iterations < max_iter {
-        if viol.up_arg == usize::MAX || viol.up_max - viol.low_min <= tol {
+        if viol.up_arg == usize::MAX
+            || viol.up_max - viol.low_min <= tol
+            || cancel.load(Ordering::Relaxed)
+        {
             break;
         }
         let i = viol.up_arg;
