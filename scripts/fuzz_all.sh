@@ -25,9 +25,11 @@ for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "seeds/$t" "artifacts/$t"
     start=$(date +%s)
     # -max_total_time is wall-clock; it is only a backstop (4x the budget). The CPU-time watch
-    # below stops the run with SIGINT, on which libFuzzer prints its final statistics.
+    # below stops the run with SIGINT, on which libFuzzer prints its final statistics. Slow-unit
+    # reports are wall-clock too, so a pause would write false "slow-unit" artifacts: only
+    # units over 10 minutes are reported (-timeout, default 20 minutes, still catches hangs).
     "$bin_dir/$t" -artifact_prefix="artifacts/$t/" -max_total_time=$((secs * 4)) \
-        -rss_limit_mb=4096 -print_final_stats=1 "corpus/$t" "seeds/$t" \
+        -rss_limit_mb=4096 -report_slow_units=600 -print_final_stats=1 "corpus/$t" "seeds/$t" \
         > "../target/fuzz-logs/$t.log" 2>&1 &
     pid=$!
     cpu=0

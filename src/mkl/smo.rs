@@ -65,8 +65,8 @@ impl SmoState {
 /// no shrinking: with precomputed kernels a step streams two whole kernel rows from memory
 /// anyway (every per-kernel output g_m is kept exact on every sample, as MKL needs), and once
 /// the passes are branch-free vector loops, restricting them to an active set through an index
-/// list costs more than it saves (measured: the shrinking scalar version took about twice as
-/// long per step at n = 5000). With one kernel the rows come straight from the kernel and the
+/// list costs more than it saves (measured on one rbf kernel, n = 5000, 1556 steps: the
+/// earlier scalar version with libsvm's shrinking took about 50 ms, these passes 25-35 ms). With one kernel the rows come straight from the kernel and the
 /// outputs are g_0 itself (K_beta = b K_0, F = b g_0); with several, the rows and F are
 /// combined with beta.
 #[allow(clippy::too_many_arguments)]
