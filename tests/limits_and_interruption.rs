@@ -4,6 +4,7 @@
 
 use mmfuse::gram::{gram, GramOptions, Kernel};
 use mmfuse::io::write_npy;
+use mmfuse::lmf::{LmfModel, LmfOptions};
 use mmfuse::{Error, Matrix};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -30,8 +31,30 @@ fn huge_requests_are_refused_and_the_cap_applies() {
         &GramOptions::default()
     )
     .is_ok());
+    // LMF: a model, and the outputs of a forward pass, are checked against the cap too.
+    let model = LmfModel::<f32>::new(&[("a", 1)], 1, 1000, 7).unwrap(); // 8 KB of factors
+    let x = Matrix::from_vec(1000, 1, vec![0.5f32; 1000]).unwrap();
+    match model.forward(&[x.as_mat_ref()], &LmfOptions::default()) {
+        Err(Error::TooLarge { bytes, what, .. }) => {
+            assert_eq!(bytes, 4_000_000); // 1000 x 1000 f32 outputs
+            assert!(what.contains("outputs"), "{what}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    match LmfModel::<f32>::new(&[("visual", 300)], 16, 128, 7) {
+        Err(Error::TooLarge { bytes, .. }) => assert_eq!(bytes, 16 * 301 * 128 * 4),
+        other => panic!("expected TooLarge, got {:?}", other.map(|_| ())),
+    }
     mmfuse::limits::set_memory_limit(None);
     assert!(gram(big.as_mat_ref(), &Kernel::rbf(1.0), &GramOptions::default()).is_ok());
+    assert!(model
+        .forward(&[x.as_mat_ref()], &LmfOptions::default())
+        .is_ok());
+    // Without a cap, a 4 TB factor is refused by the physical-memory default, not by an abort.
+    match LmfModel::<f32>::new(&[("a", 999)], 1000, 1_000_000, 0) {
+        Err(Error::TooLarge { bytes, .. }) => assert_eq!(bytes, 4_000_000_000_000),
+        other => panic!("expected TooLarge, got {:?}", other.map(|_| ())),
+    }
 }
 
 #[test]

@@ -155,7 +155,7 @@ fn run_forward<T: Real>(
     opts.validate()?;
     let (rows, n) = model.check_inputs(xs)?;
     let slices: Vec<&[T]> = rows.iter().map(|r| &r[..]).collect();
-    checked_count(&[n, f.h], "the outputs")?;
+    checked_count::<T>(&[n, f.h], "the outputs")?;
     let mut out = Matrix::zeros_for_output(n, f.h);
     opts.install(|| {
         if copy_factors {

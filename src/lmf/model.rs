@@ -133,7 +133,7 @@ fn check_sizes(rank: usize, out_dim: usize) -> Result<()> {
     if out_dim == 0 {
         return Err(Error::param("out_dim", "must be >= 1"));
     }
-    checked_count(&[rank, out_dim], "rank x out_dim").map(|_| ())
+    checked_count::<f32>(&[rank, out_dim], "rank x out_dim").map(|_| ())
 }
 
 /// Errors on the first non-finite value of `data` (row-major, `ncols` columns).
@@ -221,7 +221,7 @@ impl<T: Real> LmfModel<T> {
         for &d in &dims {
             let shape = [rank, d.saturating_add(1), out_dim];
             // Checked first, so that the fan products below cannot overflow.
-            let count = checked_count(&shape, "factor")?;
+            let count = checked_count::<T>(&shape, "factor")?;
             let std = xavier_std(&shape);
             let torch: Vec<T> = (0..count)
                 .map(|_| T::from_f64(std * normal.sample()))
@@ -509,17 +509,24 @@ impl<T: Real> LmfModel<T> {
     }
 }
 
-/// Number of elements of a tensor, refused when it overflows.
-pub(crate) fn checked_count(shape: &[usize], what: &str) -> Result<usize> {
-    shape
+/// Number of elements of a tensor of `T`, refused (as [`Error::TooLarge`], naming the bytes)
+/// when it overflows or when its bytes exceed the memory cap of [`crate::limits`], before
+/// anything is allocated.
+pub(crate) fn checked_count<T>(shape: &[usize], what: &str) -> Result<usize> {
+    let elem = std::mem::size_of::<T>();
+    let count = shape
         .iter()
         .try_fold(1usize, |acc, &s| acc.checked_mul(s))
-        .filter(|&c| c <= isize::MAX as usize / 8)
-        .ok_or_else(|| Error::TooLarge {
+        .filter(|&c| c <= isize::MAX as usize / elem.max(1));
+    let Some(count) = count else {
+        return Err(Error::TooLarge {
             what: format!("{what} of shape {shape:?}"),
             bytes: shape
                 .iter()
-                .fold(8u128, |acc, &s| acc.saturating_mul(s as u128)),
+                .fold(elem as u128, |acc, &s| acc.saturating_mul(s as u128)),
             limit: isize::MAX as u128,
-        })
+        });
+    };
+    crate::limits::check_alloc::<T>(count, 1, &format!("{what} of shape {shape:?}"))?;
+    Ok(count)
 }
