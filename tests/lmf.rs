@@ -22,6 +22,10 @@ use numerics::Rng;
 
 #[path = "support/lmf_reference.rs"]
 mod lmf_reference;
+
+#[path = "support/lmf_cases.rs"]
+mod lmf_cases;
+use lmf_cases::random_case;
 use lmf_reference as r;
 
 const FIXTURE_ORDER: [&str; 3] = ["visual", "audio", "text"];
@@ -83,42 +87,6 @@ fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) -> f64 {
         worst = worst.max(e);
     }
     worst
-}
-
-/// A model and inputs with random values (bias included) for `dims`, in T.
-fn random_case<T: Real>(
-    dims: &[usize],
-    rank: usize,
-    h: usize,
-    n: usize,
-    seed: u64,
-) -> (LmfModel<T>, Vec<Matrix<T>>) {
-    let names: Vec<(String, usize)> = dims
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| (format!("m{i}"), d))
-        .collect();
-    let init = LmfModel::<T>::new(&names, rank, h, seed).unwrap();
-    let mut rng = Rng(seed ^ 0xabc);
-    let bias = (0..h).map(|_| T::from_f64(0.3 * rng.sym())).collect();
-    let model = LmfModel::from_parts(
-        &names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-        rank,
-        h,
-        (0..dims.len())
-            .map(|m| init.factor(m).unwrap().clone())
-            .collect(),
-        init.fusion_weights().to_vec(),
-        bias,
-    )
-    .unwrap();
-    let xs = dims
-        .iter()
-        .map(|&d| {
-            Matrix::from_vec(n, d, (0..n * d).map(|_| T::from_f64(rng.sym())).collect()).unwrap()
-        })
-        .collect();
-    (model, xs)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ use numerics::{Rng, SLACK};
 
 #[path = "support/lmf_reference.rs"]
 mod lmf_reference;
+
+#[path = "support/lmf_cases.rs"]
+mod lmf_cases;
+use lmf_cases::random_case;
 use lmf_reference as r;
 
 const U32: f64 = f32::EPSILON as f64 / 2.0;
@@ -26,30 +30,7 @@ fn case(
     n: usize,
     seed: u64,
 ) -> (LmfModel<f32>, Vec<Matrix<f32>>) {
-    let names: Vec<(String, usize)> = dims
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| (format!("m{i}"), d))
-        .collect();
-    let init = LmfModel::<f32>::new(&names, rank, h, seed).unwrap();
-    let mut rng = Rng(seed ^ 0x7e57);
-    let bias = (0..h).map(|_| 0.3 * rng.sym() as f32).collect();
-    let model = LmfModel::from_parts(
-        &names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-        rank,
-        h,
-        (0..dims.len())
-            .map(|m| init.factor(m).unwrap().clone())
-            .collect(),
-        init.fusion_weights().to_vec(),
-        bias,
-    )
-    .unwrap();
-    let xs = dims
-        .iter()
-        .map(|&d| Matrix::from_vec(n, d, (0..n * d).map(|_| rng.sym() as f32).collect()).unwrap())
-        .collect();
-    (model, xs)
+    random_case::<f32>(dims, rank, h, n, seed)
 }
 
 fn to64<T: Real>(v: &[T]) -> Vec<f64> {
