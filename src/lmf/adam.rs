@@ -298,6 +298,8 @@ fn update_loops<T: Real>(
     let (g, m, v, out) = (&g[..len], &mut m[..len], &mut v[..len], &mut out[..len]);
     let (c1, b2, c2) = (k.one_minus_beta1, k.beta2, k.one_minus_beta2);
     let (bc2, eps, ns) = (k.bc2_sqrt, k.eps, k.neg_step_size);
+    // Two loops rather than one with a branch per element: the weight-decay test is hoisted
+    // out of the hot loop so that each loop vectorises.
     match k.weight_decay {
         Some(wd) => {
             for i in 0..len {
