@@ -5,7 +5,7 @@
 //! `benches/peers/mkl_peers.py` give the same figures against scikit-learn in one run.)
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use mmfuse::cli::synthetic_problem;
+use mmfuse::mkl::synthetic_problem;
 use mmfuse::mkl::{fit, MklOptions};
 use mmfuse::Matrix;
 use std::hint::black_box;

@@ -50,10 +50,8 @@ pub mod lmf;
 pub mod matrix;
 pub mod mkl;
 pub mod scalar;
+pub mod threads;
 pub mod util;
-
-#[cfg(feature = "cli")]
-pub mod cli;
 
 pub use error::{Error, Result};
 

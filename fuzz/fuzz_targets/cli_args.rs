@@ -2,9 +2,14 @@
 //! parses round-trips through its printed form.
 #![no_main]
 
+// The CLI is part of the binary, not of the library: the target compiles the same module.
+#[allow(dead_code)]
+#[path = "../../src/cli/mod.rs"]
+mod cli;
+
 use clap::Parser;
+use cli::{BenchWhat, Cli, Command};
 use libfuzzer_sys::fuzz_target;
-use mmfuse::cli::{BenchWhat, Cli, Command};
 use mmfuse::gram::{Kernel, Normalization};
 
 fuzz_target!(|data: &[u8]| {
@@ -35,17 +40,17 @@ fuzz_target!(|data: &[u8]| {
                     let _ = g.kernel.parse::<Kernel>();
                 }
                 BenchWhat::Mkl(m) => {
-                    let _ = mmfuse::cli::parse_p(&m.p);
+                    let _ = mmfuse::mkl::parse_p(&m.p);
                 }
                 BenchWhat::Lmf(_) => {}
             },
             Command::Lmf(_) => {}
             Command::Demo(_) => {}
             Command::Mkl(m) => {
-                if let mmfuse::cli::MklCommand::Fit(f) = m.what {
-                    let _ = mmfuse::cli::parse_p(&f.p);
+                if let cli::MklCommand::Fit(f) = m.what {
+                    let _ = mmfuse::mkl::parse_p(&f.p);
                     for d in &f.data {
-                        let _ = mmfuse::cli::parse_data_arg(d);
+                        let _ = cli::parse_data_arg(d);
                     }
                 }
             }

@@ -1,14 +1,14 @@
 //! `mmfuse bench gram`: our assembly against faer's plain GEMM on the same shape, same run.
 
 use super::gram::Dtype;
-use crate::error::{Error, Result};
-use crate::gram::{cross_gram, gram, GramOptions, Kernel};
-use crate::matrix::Matrix;
-use crate::scalar::Real;
-use crate::util::SplitMix64;
 use clap::{Args, Subcommand};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
+use mmfuse::error::{Error, Result};
+use mmfuse::gram::{cross_gram, gram, GramOptions, Kernel};
+use mmfuse::matrix::Matrix;
+use mmfuse::scalar::Real;
+use mmfuse::util::SplitMix64;
 use std::time::Instant;
 
 /// `mmfuse bench ...`.
@@ -226,7 +226,7 @@ fn bench_typed<T: Real>(
     opts: &GramOptions,
 ) -> Result<GramBenchResult> {
     if let Some(path) = &a.input {
-        let x: Matrix<T> = crate::io::read_matrix(path)?;
+        let x: Matrix<T> = mmfuse::io::read_matrix(path)?;
         let a = BenchGramArgs {
             input: None,
             n: x.nrows(),

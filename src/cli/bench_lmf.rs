@@ -3,13 +3,13 @@
 //! shapes timed alone in the same run for scale (GFLOP/s count 2 N sum(d_m) r h for the
 //! forward pass, twice that for a training step).
 
-use crate::error::{Error, Result};
-use crate::lmf::{Adam, LmfModel, LmfOptions, Loss, TrainOptions};
-use crate::matrix::Matrix;
-use crate::util::SplitMix64;
 use clap::Args;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
+use mmfuse::error::{Error, Result};
+use mmfuse::lmf::{Adam, LmfModel, LmfOptions, Loss, TrainOptions};
+use mmfuse::matrix::Matrix;
+use mmfuse::util::SplitMix64;
 use std::time::Instant;
 
 /// `mmfuse bench lmf`.

@@ -1,13 +1,13 @@
 //! `mmfuse gram`.
 
-use crate::error::{Error, Result};
-use crate::gram::{
+use clap::{Args, ValueEnum};
+use mmfuse::error::{Error, Result};
+use mmfuse::gram::{
     cross_gram, gram, self_similarities, GramOptions, Kernel, Normalization, TrainStats,
 };
-use crate::io::{read_matrix_dyn, write_matrix_npy, DynMatrix};
-use crate::matrix::Matrix;
-use crate::scalar::Real;
-use clap::{Args, ValueEnum};
+use mmfuse::io::{read_matrix_dyn, write_matrix_npy, DynMatrix};
+use mmfuse::matrix::Matrix;
+use mmfuse::scalar::Real;
 use std::path::PathBuf;
 
 /// Element type of the computation and of the output file.

@@ -2,11 +2,11 @@
 //! weights in safetensors (the PyTorch reference layout).
 
 use super::progress::bar;
-use crate::error::{Error, Result};
-use crate::io::{read_matrix, write_atomic_bytes, write_npy};
-use crate::lmf::{LmfModel, LmfOptions, Loss, TrainOptions};
-use crate::matrix::Matrix;
 use clap::{Args, Subcommand, ValueEnum};
+use mmfuse::error::{Error, Result};
+use mmfuse::io::{read_matrix, write_atomic_bytes, write_npy};
+use mmfuse::lmf::{LmfModel, LmfOptions, Loss, TrainOptions};
+use mmfuse::matrix::Matrix;
 use std::path::PathBuf;
 
 /// `mmfuse lmf ...`.

@@ -1,11 +1,11 @@
 //! `mmfuse mkl fit` and `mmfuse mkl predict`: a stable contract for other tools.
 
-use crate::error::{Error, Result};
-use crate::gram::{GramOptions, Kernel, Normalization, TrainStats};
-use crate::io::{read_matrix, read_npy, write_atomic_bytes, write_npy};
-use crate::matrix::Matrix;
-use crate::mkl::{fit_with_progress, DataKernel, Loss, MklFit, MklModel, MklOptions};
 use clap::{Args, Subcommand, ValueEnum};
+use mmfuse::error::{Error, Result};
+use mmfuse::gram::{GramOptions, Kernel, Normalization, TrainStats};
+use mmfuse::io::{read_matrix, read_npy, write_atomic_bytes, write_npy};
+use mmfuse::matrix::Matrix;
+use mmfuse::mkl::{fit_with_progress, DataKernel, Loss, MklFit, MklModel, MklOptions};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -109,21 +109,6 @@ pub struct MklPredictArgs {
     /// Predicted labels / values (.npy), optional.
     #[arg(long)]
     pub labels_out: Option<PathBuf>,
-}
-
-/// Parses `--p`: a number >= 1 or `inf`.
-pub fn parse_p(s: &str) -> Result<f64> {
-    let t = s.trim().to_ascii_lowercase();
-    let p = if t == "inf" || t == "infinity" {
-        f64::INFINITY
-    } else {
-        t.parse::<f64>()
-            .map_err(|_| Error::param("p", format!("not a number: `{s}`")))?
-    };
-    if p.is_nan() || p < 1.0 {
-        return Err(Error::param("p", format!("must be >= 1 (or inf), got {s}")));
-    }
-    Ok(p)
 }
 
 fn read_vector(path: &Path, what: &str) -> Result<Vec<f64>> {
@@ -378,7 +363,7 @@ pub(crate) fn run(a: MklArgs) -> Result<()> {
 }
 
 fn run_fit(a: MklFitArgs) -> Result<()> {
-    let p = parse_p(&a.p)?;
+    let p = mmfuse::mkl::parse_p(&a.p)?;
     let mut modalities = Vec::new();
     let kernels = if a.data.is_empty() {
         a.kernels

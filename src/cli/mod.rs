@@ -1,5 +1,6 @@
-//! The `mmfuse` command line (feature `cli`). The argument structs are public so that other
-//! tools (and the fuzz targets) can parse command lines exactly as the binary does.
+//! The `mmfuse` command line (feature `cli`). It is a module of the binary, not of the library:
+//! the library's API has no clap or JSON types. The `cli_args` fuzz target compiles this same
+//! module (`#[path]`) to parse command lines exactly as the binary does.
 
 mod bench;
 mod bench_lmf;
@@ -11,20 +12,20 @@ mod mkl;
 mod progress;
 mod svg;
 
-use crate::error::Error;
 use clap::{Parser, Subcommand};
+use mmfuse::error::Error;
 use std::process::ExitCode;
 
-pub use bench::{bench_gram, BenchArgs, BenchGramArgs, BenchMklArgs, BenchWhat, GramBenchResult};
-pub use bench_lmf::BenchLmfArgs;
-pub use bench_mkl::synthetic_problem;
+pub use bench::BenchArgs;
 pub use demo::DemoArgs;
-pub use gram::{Dtype, GramArgs};
-pub use lmf::{LmfArgs, LmfCommand, LmfForwardArgs, LmfTrainArgs};
-pub use mkl::{
-    model_from_json, model_json, parse_data_arg, parse_p, MklArgs, MklCommand, MklFitArgs,
-    MklPredictArgs,
-};
+pub use gram::GramArgs;
+pub use lmf::LmfArgs;
+pub use mkl::MklArgs;
+// What the `cli_args` fuzz target (which compiles this module itself) reaches beyond `Cli`.
+#[allow(unused_imports)]
+pub use bench::BenchWhat;
+#[allow(unused_imports)]
+pub use mkl::{parse_data_arg, MklCommand};
 
 /// mmfuse: Gram matrices, p-norm multiple kernel learning and low-rank multimodal fusion.
 #[derive(Debug, Parser)]
@@ -60,7 +61,7 @@ pub fn main() -> ExitCode {
     // Ctrl-C (SIGINT, and SIGTERM): remove the temporary files of writes in progress, then
     // exit 130. Outputs are only ever replaced by a rename, so none is left partial.
     let _ = ctrlc::set_handler(|| {
-        crate::io::remove_temporary_files();
+        mmfuse::io::remove_temporary_files();
         eprintln!("interrupted: no output was written");
         std::process::exit(130);
     });
@@ -83,7 +84,7 @@ pub fn main() -> ExitCode {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
     if let Some(cap) = &cli.max_memory {
-        crate::limits::set_memory_limit(Some(crate::limits::parse_bytes(cap)?));
+        mmfuse::limits::set_memory_limit(Some(mmfuse::limits::parse_bytes(cap)?));
     }
     match cli.command {
         Command::Gram(a) => gram::run(a),

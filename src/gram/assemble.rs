@@ -48,7 +48,8 @@ impl GramOptions {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Checks the options: a tile of at least 1 and, if given, at least 1 thread.
+    pub fn validate(&self) -> Result<()> {
         if self.tile == 0 {
             return Err(Error::param("tile", "must be >= 1"));
         }
@@ -58,18 +59,10 @@ impl GramOptions {
         Ok(())
     }
 
-    /// Runs `f` on the requested number of threads.
-    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
-        match self.threads {
-            None => Ok(f()),
-            Some(t) => {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build()
-                    .map_err(|e| Error::param("threads", format!("cannot start {t}: {e}")))?;
-                Ok(pool.install(f))
-            }
-        }
+    /// Runs `f` on the requested number of threads: the process-wide pool of that size
+    /// ([`crate::threads`], built once and reused), or the current pool for `None`.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
+        crate::threads::install(self.threads, f)
     }
 }
 

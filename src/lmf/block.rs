@@ -522,21 +522,15 @@ impl LmfOptions {
         Ok(())
     }
 
-    /// A pool of the requested number of threads (None: rayon's global pool).
-    pub(crate) fn pool(&self) -> Result<Option<rayon::ThreadPool>> {
-        match self.threads {
-            None => Ok(None),
-            Some(t) => rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .map(Some)
-                .map_err(|e| Error::param("threads", format!("cannot start {t}: {e}"))),
-        }
+    /// The shared pool of the requested number of threads ([`crate::threads`], built once
+    /// per thread count and reused), or None for the current pool.
+    pub(crate) fn pool(&self) -> Result<Option<std::sync::Arc<rayon::ThreadPool>>> {
+        self.threads.map(crate::threads::pool).transpose()
     }
 
     /// Runs `f` on the requested number of threads (rayon's global pool when `threads` is None).
     pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
-        Ok(run_in(self.pool()?.as_ref(), f))
+        Ok(run_in(self.pool()?.as_deref(), f))
     }
 }
 

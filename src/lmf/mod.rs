@@ -88,9 +88,9 @@ pub struct LmfOptions {
     /// further until a block has four tiles (block x group of ranks) worth a task each. Results
     /// depend on the block size (through summation order) but never on the number of threads.
     pub block_rows: Option<usize>,
-    /// Worker threads: `None` runs on rayon's global pool (all cores, no start-up cost);
-    /// `Some(t)` builds a pool of `t` threads for the call (costly for small batches: for many
-    /// calls, use `rayon::ThreadPool::install` around them with `None` here).
+    /// Worker threads: `None` runs on the current rayon pool (the global one: all cores);
+    /// `Some(t)` on the process-wide pool of `t` threads ([`crate::threads`]: built on first
+    /// use, then reused, so small calls pay no thread start-up).
     pub threads: Option<usize>,
 }
 

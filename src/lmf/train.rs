@@ -187,7 +187,7 @@ impl<T: Real> LmfModel<T> {
         let dims = self.dims.clone();
         let xs_all: Vec<&[T]> = rows.iter().map(|r| &r[..]).collect();
         let pool = opts.exec.pool()?;
-        let pool = pool.as_ref();
+        let pool = pool.as_deref();
         let arch = Arch::new();
         let mut adam = Adam::new(self, opts.adam())?;
         // Reused by every step: the gradients and the backward pass's per-chain buffers.

@@ -10,13 +10,17 @@
 mod beta;
 mod data;
 mod model;
+mod pnorm;
 mod ridge;
 mod simplex;
 mod smo;
+mod synthetic;
 mod validate;
 
 pub use data::DataKernel;
 pub use model::MklModel;
+pub use pnorm::{p_label, parse_p, parse_p_list};
+pub use synthetic::synthetic_problem;
 
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;

@@ -17,8 +17,8 @@ mod study_mkl;
 use super::bench::{bench_gram, BenchGramArgs};
 use super::gram::Dtype;
 use super::progress::bar;
-use crate::error::{Error, Result};
 use clap::Args;
+use mmfuse::error::{Error, Result};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -58,7 +58,7 @@ pub(crate) fn run(a: DemoArgs) -> Result<()> {
     if a.n < 20 {
         return Err(Error::param("n", format!("must be >= 20, got {}", a.n)));
     }
-    let ps = study_mkl::parse_p_list(&a.p)?;
+    let ps = mmfuse::mkl::parse_p_list(&a.p)?;
     if a.rank == 0 {
         return Err(Error::param("rank", "must be >= 1"));
     }
@@ -86,7 +86,7 @@ pub(crate) fn run(a: DemoArgs) -> Result<()> {
             .find(|r| r.p == 2.0)
             .unwrap_or(&mkl.per_p[0]);
         (
-            format!("MKL p={}", study_mkl::p_label(chosen.p)),
+            format!("MKL p={}", mmfuse::mkl::p_label(chosen.p)),
             chosen.beta.clone(),
         )
     };

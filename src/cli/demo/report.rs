@@ -4,11 +4,12 @@
 use super::simulate::Study;
 use super::study_kpca::KpcaResult;
 use super::study_lmf::LmfStudy;
-use super::study_mkl::{p_label, MklStudy};
+use super::study_mkl::MklStudy;
 use super::DemoArgs;
 use crate::cli::bench::GramBenchResult;
-use crate::error::{Error, Result};
-use crate::io::write_atomic_bytes;
+use mmfuse::error::{Error, Result};
+use mmfuse::io::write_atomic_bytes;
+use mmfuse::mkl::p_label;
 use serde_json::{json, Value};
 use std::fmt::Write;
 

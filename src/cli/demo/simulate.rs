@@ -1,8 +1,8 @@
 //! The simulated study: three modalities of one set of samples, with a binary label and a
 //! real-valued target whose signal is spread unevenly and non-linearly across them.
 
-use crate::matrix::Matrix;
-use crate::util::SplitMix64;
+use mmfuse::matrix::Matrix;
+use mmfuse::util::SplitMix64;
 
 /// One simulated modality.
 pub(crate) struct Modality {

@@ -4,9 +4,9 @@
 
 use super::study_mkl::MklStudy;
 use crate::cli::svg::{Chart, Mark, Series, BLUE, ORANGE};
-use crate::error::Result;
-use crate::gram::{combine, fisher_criterion, kernel_pca, kernel_target_alignment};
-use crate::matrix::Matrix;
+use mmfuse::error::Result;
+use mmfuse::gram::{combine, fisher_criterion, kernel_pca, kernel_target_alignment};
+use mmfuse::matrix::Matrix;
 
 /// One kernel's projection and scores.
 pub(crate) struct KpcaResult {

@@ -4,9 +4,9 @@
 
 use super::simulate::{pick, rows, Study};
 use crate::cli::svg::{Chart, Mark, Series, BLUE, ORANGE};
-use crate::error::{Error, Result};
-use crate::lmf::{EpochReport, LmfModel, LmfOptions, Loss, TrainOptions};
-use crate::matrix::Matrix;
+use mmfuse::error::{Error, Result};
+use mmfuse::lmf::{EpochReport, LmfModel, LmfOptions, Loss, TrainOptions};
+use mmfuse::matrix::Matrix;
 use std::time::Instant;
 
 /// Settings of step 4 (from the command line).
@@ -125,7 +125,7 @@ pub(crate) fn run(
 /// LMF forward throughput of `model` on `batch` random samples: samples per second (median of
 /// 5 timed runs after one warm-up).
 pub(crate) fn forward_throughput(model: &LmfModel<f32>, batch: usize, seed: u64) -> Result<f64> {
-    let mut rng = crate::util::SplitMix64::new(seed);
+    let mut rng = mmfuse::util::SplitMix64::new(seed);
     let inputs: Vec<Matrix<f32>> = model
         .dims()
         .iter()

@@ -3,12 +3,12 @@
 //! alone, scored on the held-out split.
 
 use super::simulate::{pick, rows, Study};
-use crate::error::Result;
-use crate::gram::{
+use mmfuse::error::Result;
+use mmfuse::gram::{
     kernel_target_alignment, median_heuristic_gamma, GramOptions, Kernel, Normalization,
 };
-use crate::matrix::Matrix;
-use crate::mkl::{DataKernel, MklModel, MklOptions};
+use mmfuse::matrix::Matrix;
+use mmfuse::mkl::{DataKernel, MklModel, MklOptions};
 use std::time::Instant;
 
 /// One modality's kernel and how it does alone.
@@ -121,7 +121,7 @@ pub(crate) fn run(study: &Study, ps: &[f64], tick: &mut dyn FnMut(&str)) -> Resu
             iterations: fit.iterations,
             seconds,
         });
-        tick(&format!("MKL p = {}", p_label(p)));
+        tick(&format!("MKL p = {}", mmfuse::mkl::p_label(p)));
     }
     Ok(MklStudy {
         modalities,
@@ -129,45 +129,4 @@ pub(crate) fn run(study: &Study, ps: &[f64], tick: &mut dyn FnMut(&str)) -> Resu
         train_kernels,
         y_train,
     })
-}
-
-/// `1`, `4/3`, `2`, `inf`, or the number.
-pub(crate) fn p_label(p: f64) -> String {
-    if p.is_infinite() {
-        "inf".into()
-    } else if (p - 4.0 / 3.0).abs() < 1e-12 {
-        "4/3".into()
-    } else {
-        format!("{p}")
-    }
-}
-
-/// Parses `--p`: comma-separated values >= 1, each a number, a fraction `a/b`, or `inf`.
-pub(crate) fn parse_p_list(s: &str) -> Result<Vec<f64>> {
-    let mut out = Vec::new();
-    for part in s.split(',') {
-        let part = part.trim();
-        let p = match part.split_once('/') {
-            Some((a, b)) => {
-                let (a, b): (f64, f64) = (
-                    a.trim().parse().map_err(|_| bad_p(part))?,
-                    b.trim().parse().map_err(|_| bad_p(part))?,
-                );
-                a / b
-            }
-            None => crate::cli::mkl::parse_p(part)?,
-        };
-        if p.is_nan() || p < 1.0 {
-            return Err(bad_p(part));
-        }
-        out.push(p);
-    }
-    Ok(out)
-}
-
-fn bad_p(part: &str) -> crate::Error {
-    crate::Error::param(
-        "p",
-        format!("`{part}` is not a number >= 1, a fraction or inf"),
-    )
 }
