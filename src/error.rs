@@ -35,6 +35,14 @@ pub enum Error {
         /// What is wrong and what is allowed.
         reason: String,
     },
+    /// A matrix that must be symmetric (a training kernel) is not, beyond the tolerance; the
+    /// message names the first pair of entries that differ.
+    #[error("not symmetric: {0}")]
+    NotSymmetric(String),
+    /// A computation was stopped before it finished (another thread found a bad input, or the
+    /// caller asked it to stop); nothing it would have returned is valid.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
     /// A matrix that must be positive semi-definite is clearly not.
     #[error("not positive semi-definite: {0}")]
     NotPsd(String),

@@ -68,7 +68,9 @@ fn fit_and_predict_binary_with_any_label_values() {
             "--c",
             "1",
             "--out",
-            "model.json",
+            "model.bin",
+            "--report",
+            "report.json",
         ],
         dir.path(),
     );
@@ -82,12 +84,11 @@ fn fit_and_predict_binary_with_any_label_values() {
         "progress on stderr"
     );
     let model: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("model.json")).expect("model"))
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("report"))
             .expect("json");
     for key in [
         "beta",
         "beta_shares",
-        "coef",
         "bias",
         "primal",
         "dual",
@@ -99,11 +100,18 @@ fn fit_and_predict_binary_with_any_label_values() {
         "p",
         "c",
         "loss",
+        "classes",
+        "per_class",
     ] {
-        assert!(model.get(key).is_some(), "model.json lacks `{key}`");
+        assert!(model.get(key).is_some(), "report.json lacks `{key}`");
     }
+    assert!(
+        model.get("coef").is_none(),
+        "the report has no coefficients"
+    );
     assert_eq!(model["loss"], "hinge");
-    assert_eq!(model["coef"].as_array().expect("coef").len(), 40);
+    let binary = MklModel::load(dir.path().join("model.bin")).expect("binary model");
+    assert_eq!(binary.fits[0].coef.len(), 40);
     // Same result as the library.
     let refs: Vec<&Matrix<f64>> = train.iter().collect();
     let lib = MklModel::fit_classifier(&refs, &labels, &MklOptions::default()).expect("fit");
@@ -120,7 +128,7 @@ fn fit_and_predict_binary_with_any_label_values() {
             "mkl",
             "predict",
             "--model",
-            "model.json",
+            "model.bin",
             "--kernel",
             "t0.npy",
             "--kernel",
@@ -157,7 +165,7 @@ fn one_vs_rest_and_p_inf() {
     let out = mmfuse(
         &[
             "mkl", "fit", "--kernel", "k0.npy", "--kernel", "k1.npy", "--labels", "y.npy", "--p",
-            "inf", "--quiet", "--out", "m.json",
+            "inf", "--quiet", "--out", "m.model", "--report", "m.json",
         ],
         dir.path(),
     );
@@ -174,7 +182,7 @@ fn one_vs_rest_and_p_inf() {
     assert_eq!(model["per_class"].as_array().expect("per_class").len(), 3);
     let out = mmfuse(
         &[
-            "mkl", "predict", "--model", "m.json", "--kernel", "t0.npy", "--kernel", "t1.npy",
+            "mkl", "predict", "--model", "m.model", "--kernel", "t0.npy", "--kernel", "t1.npy",
             "--out", "s.npy",
         ],
         dir.path(),
@@ -210,7 +218,16 @@ fn failures_exit_non_zero_and_write_nothing() {
         ),
     ];
     for (extra, needle) in cases {
-        let mut args = vec!["mkl", "fit", "--kernel", "k0.npy", "--out", "bad.json"];
+        let mut args = vec![
+            "mkl",
+            "fit",
+            "--kernel",
+            "k0.npy",
+            "--out",
+            "bad.model",
+            "--report",
+            "bad.json",
+        ];
         args.extend(extra);
         let out = mmfuse(&args, dir.path());
         let err = String::from_utf8_lossy(&out.stderr);
@@ -219,10 +236,9 @@ fn failures_exit_non_zero_and_write_nothing() {
             err.contains("error:") && err.contains(needle),
             "{args:?}: {err}"
         );
-        assert!(
-            !dir.path().join("bad.json").exists(),
-            "{args:?} left a model file"
-        );
+        for file in ["bad.model", "bad.json"] {
+            assert!(!dir.path().join(file).exists(), "{args:?} left {file}");
+        }
     }
 }
 
@@ -287,7 +303,9 @@ fn data_driven_fit_and_predict() {
                 "2",
                 "--quiet",
                 "--out",
-                "model.json",
+                "model.st",
+                "--report",
+                "report.json",
             ],
             dir.path(),
         );
@@ -301,7 +319,7 @@ fn data_driven_fit_and_predict() {
                 "mkl",
                 "predict",
                 "--model",
-                "model.json",
+                "model.st",
                 "--data",
                 "audio=a_test.npy",
                 "--data",
@@ -356,11 +374,16 @@ fn data_driven_fit_and_predict() {
             )
             .expect("predict");
         assert_eq!(scores, expected[0], "{normalize}");
-        let text = std::fs::read_to_string(dir.path().join("model.json")).expect("model");
+        // The binary model holds the data-driven form exactly (bitwise the library's model).
+        let back = MklModel::load(dir.path().join("model.st")).expect("binary model");
+        assert_eq!(back, model, "{normalize}");
+        assert_eq!(
+            back.data[1].kernel.to_string(),
+            "poly:gamma=0.5,degree=2,coef0=1"
+        );
+        let text = std::fs::read_to_string(dir.path().join("report.json")).expect("report");
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
-        assert_eq!(v["data"][0]["name"], "visual");
-        assert_eq!(v["data"][1]["kernel"], "poly:gamma=0.5,degree=2,coef0=1");
-        assert_eq!(v["data"][0]["normalize"], normalize);
+        assert_eq!(v["modalities"][0], "visual");
     }
 
     // Wrong test data: a missing, unknown or repeated modality, a feature count that differs,
@@ -398,14 +421,7 @@ fn data_driven_fit_and_predict() {
             "--data",
         ),
     ] {
-        let mut all = vec![
-            "mkl",
-            "predict",
-            "--model",
-            "model.json",
-            "--out",
-            "bad.npy",
-        ];
+        let mut all = vec!["mkl", "predict", "--model", "model.st", "--out", "bad.npy"];
         all.extend(args.iter().copied());
         let out = mmfuse(&all, dir.path());
         let err = String::from_utf8_lossy(&out.stderr);

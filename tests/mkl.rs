@@ -1139,7 +1139,11 @@ fn bad_input_is_an_error() {
     err(fit(&[ks[0], &rect], &y, &o), "non-square second kernel");
     let mut asym = ks[0].clone();
     asym.as_mut_slice()[1] += 0.1;
-    err(fit(&[&asym], &y, &o), "non-symmetric kernel");
+    let e = err(fit(&[&asym], &y, &o), "non-symmetric kernel");
+    assert!(
+        matches!(e, Error::NotSymmetric(_)),
+        "a non-symmetric kernel has its own error: {e:?}"
+    );
     for bad in [f64::NAN, f64::INFINITY] {
         let mut k = ks[1].clone();
         k.as_mut_slice()[n + 2] = bad;

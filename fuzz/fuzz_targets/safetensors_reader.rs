@@ -1,13 +1,21 @@
-//! Arbitrary bytes as an LMF weights file (safetensors): loading must never panic, with or
-//! without an explicit modality order; whatever loads must save to bytes that load to the
-//! same model, and run a forward pass on a small batch without panicking.
+//! Arbitrary bytes as an LMF weights file and as an MKL model file (both safetensors): loading
+//! must never panic (LMF with or without an explicit modality order); whatever loads must save
+//! to bytes that load to the same model, and an LMF model must run a forward pass on a small
+//! batch without panicking. Seeds: LMF files and MKL models (`mkl_*.safetensors`, written by
+//! `tests/mkl_model_file.rs`), truncated and corrupted by the fuzzer.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mmfuse::lmf::{LmfModel, LmfOptions};
+use mmfuse::mkl::MklModel;
 use mmfuse::Matrix;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(model) = MklModel::from_bytes(data) {
+        let bytes = model.to_bytes().expect("a loaded MKL model saves");
+        let again = MklModel::from_bytes(&bytes).expect("saved MKL bytes load");
+        assert_eq!(again.to_bytes().unwrap(), bytes);
+    }
     let orders: [Option<&[&str]>; 3] = [None, Some(&["visual", "audio", "text"]), Some(&["a"])];
     for order in orders {
         let Ok(model) = LmfModel::<f32>::from_safetensors_bytes(data, order) else {

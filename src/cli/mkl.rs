@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use mmfuse::error::{Error, Result};
-use mmfuse::gram::{GramOptions, Kernel, Normalization, TrainStats};
+use mmfuse::gram::{GramOptions, Kernel, Normalization};
 use mmfuse::io::{read_matrix, read_npy, write_atomic_bytes, write_npy};
 use mmfuse::matrix::Matrix;
 use mmfuse::mkl::{fit_with_progress, DataKernel, Loss, MklFit, MklModel, MklOptions};
@@ -82,9 +82,14 @@ pub struct MklFitArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
-    /// Model file (JSON), written atomically.
+    /// Model file (binary: one safetensors file, any extension), written atomically; read by
+    /// `mkl predict --model` and by `MklModel::load`.
     #[arg(long)]
     pub out: PathBuf,
+    /// Fit report (JSON): weights, shares, objectives, gap, iteration counts, p, C, loss,
+    /// classes, per-class fits; no coefficients or training data.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
 }
 
 /// `mmfuse mkl predict`.
@@ -140,7 +145,7 @@ fn num(v: f64) -> Value {
 
 fn fit_json(f: &MklFit) -> Value {
     json!({
-        "beta": f.beta, "beta_shares": f.beta_shares, "coef": f.coef, "bias": f.bias,
+        "beta": f.beta, "beta_shares": f.beta_shares, "bias": f.bias,
         "primal": f.primal, "dual": f.dual, "gap": f.gap, "iterations": f.iterations,
         "smo_iterations": f.smo_iterations, "n_support": f.n_support, "converged": f.converged,
     })
@@ -168,18 +173,10 @@ pub fn parse_data_arg(arg: &str) -> Result<(String, PathBuf, Kernel)> {
     Ok((name.to_string(), PathBuf::from(path), spec.parse()?))
 }
 
-fn data_json(d: &DataKernel) -> Value {
-    json!({
-        "name": d.name, "kernel": d.kernel.to_string(), "normalize": d.stats.kind.to_string(),
-        "trace_mean": d.stats.trace_mean, "diag": d.stats.diag, "col_means": d.stats.col_means,
-        "grand_mean": d.stats.grand_mean,
-        "train": { "rows": d.train.nrows(), "cols": d.train.ncols(), "values": d.train.as_slice() },
-    })
-}
-
-/// The model file: the contract keys at the top level (for one-vs-rest, each holds one entry
-/// per class), plus `per_class` with every fit, `classes`, and the options.
-pub fn model_json(m: &MklModel) -> Value {
+/// The fit report (`--report`): the keys of the model without its large arrays (no
+/// coefficients, no training data). For one-vs-rest each top-level fit key holds one entry per
+/// class; `per_class` has every fit whole.
+pub fn report_json(m: &MklModel) -> Value {
     let per: Vec<Value> = m.fits.iter().map(fit_json).collect();
     let mut top = if m.fits.len() == 1 {
         per[0].clone()
@@ -187,7 +184,6 @@ pub fn model_json(m: &MklModel) -> Value {
         let keys = [
             "beta",
             "beta_shares",
-            "coef",
             "bias",
             "primal",
             "dual",
@@ -206,8 +202,8 @@ pub fn model_json(m: &MklModel) -> Value {
         }
         Value::Object(o)
     };
-    let o = top.as_object_mut().expect("object");
-    o.insert("format".into(), json!("mmfuse-mkl-1"));
+    let mut o = serde_json::Map::new();
+    o.insert("format".into(), json!("mmfuse-mkl-report-1"));
     o.insert("p".into(), num(m.options.p));
     o.insert("c".into(), json!(m.options.c));
     o.insert(
@@ -218,141 +214,18 @@ pub fn model_json(m: &MklModel) -> Value {
         }),
     );
     o.insert("eps".into(), json!(m.options.eps));
-    o.insert("tol".into(), json!(m.options.tol));
     o.insert("classes".into(), json!(m.classes));
-    o.insert("per_class".into(), Value::Array(per));
     if !m.data.is_empty() {
         o.insert(
-            "data".into(),
-            Value::Array(m.data.iter().map(data_json).collect()),
+            "modalities".into(),
+            json!(m.data.iter().map(|d| d.name.as_str()).collect::<Vec<_>>()),
         );
     }
-    top
-}
-
-fn bad(path: &Path, why: &str) -> Error {
-    Error::Format {
-        path: path.to_path_buf(),
-        reason: format!("not an mmfuse MKL model: {why}"),
+    if let Some(t) = top.as_object_mut() {
+        o.append(t);
     }
-}
-
-/// Reads what [`model_json`] wrote.
-pub fn model_from_json(v: &Value, path: &Path) -> Result<MklModel> {
-    if v["format"] != "mmfuse-mkl-1" {
-        return Err(bad(path, "missing format mmfuse-mkl-1"));
-    }
-    let f64_of = |x: &Value, what: &str| -> Result<f64> {
-        match x {
-            Value::String(s) if s == "inf" => Ok(f64::INFINITY),
-            _ => x
-                .as_f64()
-                .ok_or_else(|| bad(path, &format!("`{what}` is not a number"))),
-        }
-    };
-    let vec_of = |x: &Value, what: &str| -> Result<Vec<f64>> {
-        x.as_array()
-            .ok_or_else(|| bad(path, &format!("`{what}` is not an array")))?
-            .iter()
-            .map(|e| f64_of(e, what))
-            .collect()
-    };
-    let loss = match v["loss"].as_str() {
-        Some("hinge") => Loss::Hinge,
-        Some("squared") => Loss::Squared,
-        _ => return Err(bad(path, "`loss` must be hinge or squared")),
-    };
-    let options = MklOptions {
-        p: f64_of(&v["p"], "p")?,
-        c: f64_of(&v["c"], "c")?,
-        loss,
-        eps: f64_of(&v["eps"], "eps")?,
-        tol: f64_of(&v["tol"], "tol")?,
-        ..MklOptions::default()
-    };
-    let per = v["per_class"]
-        .as_array()
-        .ok_or_else(|| bad(path, "`per_class` is missing"))?;
-    let mut fits = Vec::new();
-    for f in per {
-        let beta = vec_of(&f["beta"], "beta")?;
-        let coef = vec_of(&f["coef"], "coef")?;
-        if beta.is_empty() || coef.is_empty() {
-            return Err(bad(path, "empty beta or coef"));
-        }
-        fits.push(MklFit {
-            beta_shares: vec_of(&f["beta_shares"], "beta_shares")?,
-            beta,
-            coef,
-            bias: f64_of(&f["bias"], "bias")?,
-            primal: f64_of(&f["primal"], "primal")?,
-            dual: f64_of(&f["dual"], "dual")?,
-            gap: f64_of(&f["gap"], "gap")?,
-            iterations: f["iterations"].as_u64().unwrap_or(0) as usize,
-            smo_iterations: f["smo_iterations"].as_u64().unwrap_or(0) as usize,
-            n_support: f["n_support"].as_u64().unwrap_or(0) as usize,
-            converged: f["converged"].as_bool().unwrap_or(false),
-            gap_history: Vec::new(),
-        });
-    }
-    if fits.is_empty() {
-        return Err(bad(path, "no fits"));
-    }
-    let (nb, nc) = (fits[0].beta.len(), fits[0].coef.len());
-    if fits
-        .iter()
-        .any(|f| f.beta.len() != nb || f.coef.len() != nc)
-    {
-        return Err(bad(path, "fits of different sizes"));
-    }
-    let model = MklModel {
-        options,
-        classes: vec_of(&v["classes"], "classes")?,
-        fits,
-        data: Vec::new(),
-    };
-    let Some(entries) = v.get("data") else {
-        return Ok(model);
-    };
-    let entries = entries
-        .as_array()
-        .ok_or_else(|| bad(path, "`data` is not an array"))?;
-    let mut data = Vec::new();
-    for e in entries {
-        let name = e["name"]
-            .as_str()
-            .ok_or_else(|| bad(path, "a data entry has no name"))?;
-        let kernel: Kernel = e["kernel"]
-            .as_str()
-            .ok_or_else(|| bad(path, "a data entry has no kernel"))?
-            .parse()?;
-        let kind: Normalization = e["normalize"]
-            .as_str()
-            .ok_or_else(|| bad(path, "a data entry has no normalize"))?
-            .parse()?;
-        let rows = e["train"]["rows"].as_u64().unwrap_or(0) as usize;
-        let cols = e["train"]["cols"].as_u64().unwrap_or(0) as usize;
-        let values = vec_of(&e["train"]["values"], "train values")?;
-        if rows.checked_mul(cols) != Some(values.len()) || rows * cols == 0 {
-            return Err(bad(
-                path,
-                &format!("training data of `{name}` has a bad shape"),
-            ));
-        }
-        data.push(DataKernel {
-            name: name.to_string(),
-            kernel,
-            train: Matrix::from_vec(rows, cols, values)?,
-            stats: TrainStats {
-                kind,
-                trace_mean: f64_of(&e["trace_mean"], "trace_mean")?,
-                diag: vec_of(&e["diag"], "diag")?,
-                col_means: vec_of(&e["col_means"], "col_means")?,
-                grand_mean: f64_of(&e["grand_mean"], "grand_mean")?,
-            },
-        });
-    }
-    model.with_data(data).map_err(|e| bad(path, &e.to_string()))
+    o.insert("per_class".into(), Value::Array(per));
+    Value::Object(o)
 }
 
 pub(crate) fn run(a: MklArgs) -> Result<()> {
@@ -427,17 +300,17 @@ fn run_fit(a: MklFitArgs) -> Result<()> {
     } else {
         model.with_data(modalities)?
     };
-    let text = serde_json::to_string_pretty(&model_json(&model)).unwrap_or_default();
-    write_atomic_bytes(&a.out, text.as_bytes())
+    // The report first: if it cannot be written, no model appears either.
+    let bytes = model.to_bytes()?;
+    if let Some(report) = &a.report {
+        let text = serde_json::to_string_pretty(&report_json(&model)).unwrap_or_default();
+        write_atomic_bytes(report, text.as_bytes())?;
+    }
+    write_atomic_bytes(&a.out, &bytes)
 }
 
 fn run_predict(a: MklPredictArgs) -> Result<()> {
-    let bytes = std::fs::read(&a.model).map_err(|e| Error::Io {
-        path: a.model.clone(),
-        source: e,
-    })?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| bad(&a.model, &e.to_string()))?;
-    let model = model_from_json(&v, &a.model)?;
+    let model = MklModel::load(&a.model)?;
     let kernels = if a.data.is_empty() {
         if !model.data.is_empty() {
             return Err(Error::param(

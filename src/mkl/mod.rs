@@ -9,6 +9,7 @@
 
 mod beta;
 mod data;
+mod file;
 mod model;
 mod pnorm;
 mod ridge;
@@ -18,6 +19,7 @@ mod synthetic;
 mod validate;
 
 pub use data::DataKernel;
+pub use file::{FORMAT, FORMAT_VERSION, METADATA_KEY};
 pub use model::MklModel;
 pub use pnorm::{p_label, parse_p, parse_p_list};
 pub use synthetic::synthetic_problem;
@@ -461,7 +463,9 @@ fn solve_checked(
     for iter in 1..=opts.max_iter {
         let sol = inner.solve(&beta, tol)?;
         if cancel.load(Ordering::Relaxed) {
-            return Err(Error::Shape("stopped: a kernel entry check failed".into()));
+            return Err(Error::Cancelled(
+                "the fit stopped: the kernel entry check running beside it failed".into(),
+            ));
         }
         let f: Vec<f64> = (0..n)
             .map(|i| beta.iter().zip(&sol.g).map(|(bm, gm)| bm * gm[i]).sum())

@@ -100,8 +100,8 @@ fn first_error(
                 return non_finite(what, j, i, b);
             }
             if !((a - b).abs() <= tol) {
-                return Error::Shape(format!(
-                    "{what} is not symmetric: K[{i}][{j}] = {a} but K[{j}][{i}] = {b}"
+                return Error::NotSymmetric(format!(
+                    "{what}: K[{i}][{j}] = {a} but K[{j}][{i}] = {b}"
                 ));
             }
             if let Some(sd) = sqrt_diag {
