@@ -1,8 +1,18 @@
-//! `mmfuse bench gram`: our assembly against faer's plain GEMM on the same shape, same run.
+//! `mmfuse bench gram`: our assembly against faer's GEMMs on the same shape, in the same run.
+//!
+//! The baselines are fair to faer: each writes into an output allocated and touched *before*
+//! the timer starts and reused by every repetition (a fresh `Mat::zeros` is a single-threaded
+//! fill of n x n values, which would inflate every ratio taken against it), after a warm-up
+//! run. Two baselines: the full product X Y^T (`gemm_seconds`), and for a symmetric K(X, X)
+//! the limit, half a GEMM: faer's `triangular::matmul` writing the upper triangle of X X^T
+//! (`half_gemm_seconds`; `fraction_of_limit = half_gemm_seconds / seconds`). For a cross
+//! kernel the limit is the full GEMM. The three sides alternate within each round, so they
+//! see the same machine state; medians and ranges are reported.
 
 use super::gram::Dtype;
 use clap::{Args, Subcommand};
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, Par};
 use mmfuse::error::{Error, Result};
 use mmfuse::gram::{cross_gram, gram, GramOptions, Kernel};
@@ -125,12 +135,23 @@ pub struct GramBenchResult {
     pub seconds: f64,
     /// Effective GFLOP/s: n^2 d (symmetric) or 2 n m d (cross) per second.
     pub gflops: f64,
-    /// Median seconds of faer's full product X X^T (or X Y^T) into a new matrix.
+    /// Fastest and slowest of our runs.
+    pub seconds_range: (f64, f64),
+    /// Median seconds of faer's full product X X^T (or X Y^T) into a preallocated, touched
+    /// output.
     pub gemm_seconds: f64,
     /// GFLOP/s of that product (2 n m d flops).
     pub gemm_gflops: f64,
     /// gemm_seconds / seconds.
     pub ratio_vs_gemm: f64,
+    /// Symmetric only: median seconds of faer's `triangular::matmul` writing the upper half of
+    /// X X^T into a preallocated, touched output (the limit for a symmetric Gram matrix).
+    pub half_gemm_seconds: Option<f64>,
+    /// limit / seconds, the limit being half_gemm_seconds (symmetric) or gemm_seconds (cross).
+    pub fraction_of_limit: f64,
+    /// The instruction set the SIMD kernels ran on: "v4" (AVX-512), "v3" (AVX2 + FMA) or
+    /// "scalar".
+    pub isa: &'static str,
 }
 
 impl GramBenchResult {
@@ -147,9 +168,14 @@ impl GramBenchResult {
             "threads": self.threads,
             "seconds": self.seconds,
             "gflops": self.gflops,
+            "seconds_min": self.seconds_range.0,
+            "seconds_max": self.seconds_range.1,
             "gemm_seconds": self.gemm_seconds,
             "gemm_gflops": self.gemm_gflops,
             "ratio_vs_gemm": self.ratio_vs_gemm,
+            "half_gemm_seconds": self.half_gemm_seconds,
+            "fraction_of_limit": self.fraction_of_limit,
+            "isa": self.isa,
         })
         .to_string()
     }
@@ -164,19 +190,27 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
             if g.json {
                 println!("{}", r.to_json());
             } else {
+                let half = r
+                    .half_gemm_seconds
+                    .map(|h| format!(" | faer half GEMM {h:.4} s"))
+                    .unwrap_or_default();
                 println!(
-                    "gram {} {} n={} d={}{} threads={}: {:.4} s, {:.1} GFLOP/s | faer GEMM {:.4} s, {:.1} GFLOP/s | ratio_vs_gemm {:.2}",
+                    "gram {} {} n={} d={}{} threads={} isa={}: {:.4} s ({:.4}-{:.4}), {:.1} GFLOP/s | faer GEMM {:.4} s, {:.1} GFLOP/s{half} | ratio_vs_gemm {:.2} | fraction_of_limit {:.2}",
                     r.kernel,
                     r.dtype,
                     r.n,
                     r.d,
                     r.m.map(|m| format!(" m={m}")).unwrap_or_default(),
                     r.threads,
+                    r.isa,
                     r.seconds,
+                    r.seconds_range.0,
+                    r.seconds_range.1,
                     r.gflops,
                     r.gemm_seconds,
                     r.gemm_gflops,
-                    r.ratio_vs_gemm
+                    r.ratio_vs_gemm,
+                    r.fraction_of_limit
                 );
             }
             Ok(())
@@ -220,6 +254,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+fn range(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
+}
+
 fn bench_typed<T: Real>(
     a: &BenchGramArgs,
     kernel: &Kernel,
@@ -252,7 +293,8 @@ fn bench_on<T: Real>(
         None => None,
     };
     let cols = y.as_ref().map_or(a.n, |y| y.nrows());
-    let (ours, gemm, threads) = opts.install(|| -> Result<(Vec<f64>, Vec<f64>, usize)> {
+    type Runs = (Vec<f64>, Vec<f64>, Vec<f64>, usize);
+    let (ours, gemm, half, threads) = opts.install(|| -> Result<Runs> {
         let threads = rayon::current_num_threads();
         let inner = GramOptions {
             threads: None,
@@ -269,12 +311,13 @@ fn bench_on<T: Real>(
             Ok(s)
         };
         let rhs = y.as_ref().unwrap_or(&x);
-        let run_gemm = || -> f64 {
+        // Outputs allocated and touched (zero-filled) here, before any timer, and reused.
+        let mut full_out = Mat::<T>::zeros(a.n, cols);
+        let mut half_out = Mat::<T>::zeros(if y.is_none() { a.n } else { 0 }, cols);
+        let mut run_gemm = || -> f64 {
             let t = Instant::now();
-            // A fresh output, as our assembly allocates its own.
-            let mut c = Mat::<T>::zeros(a.n, cols);
             matmul(
-                c.as_mut(),
+                full_out.as_mut(),
                 Accum::Replace,
                 x.as_mat_ref(),
                 rhs.as_mat_ref().transpose(),
@@ -282,22 +325,48 @@ fn bench_on<T: Real>(
                 Par::rayon(threads),
             );
             let s = t.elapsed().as_secs_f64();
-            std::hint::black_box(&c);
+            std::hint::black_box(&full_out);
             s
         };
+        let mut run_half = || -> Option<f64> {
+            if half_out.nrows() == 0 {
+                return None;
+            }
+            let t = Instant::now();
+            triangular::matmul(
+                half_out.as_mut(),
+                BlockStructure::TriangularUpper,
+                Accum::Replace,
+                x.as_mat_ref(),
+                BlockStructure::Rectangular,
+                x.as_mat_ref().transpose(),
+                BlockStructure::Rectangular,
+                T::ONE,
+                Par::rayon(threads),
+            );
+            let s = t.elapsed().as_secs_f64();
+            std::hint::black_box(&half_out);
+            Some(s)
+        };
+        // Warm-up of every side (code, page tables, caches).
         run_ours()?;
         run_gemm();
+        run_half();
         let mut ours = Vec::new();
         let mut gemm = Vec::new();
-        // Interleave so that both see the same machine state (frequency, other load).
+        let mut half = Vec::new();
+        // Alternate so that all sides see the same machine state (frequency, other load).
         for _ in 0..a.runs {
             ours.push(run_ours()?);
             gemm.push(run_gemm());
+            half.extend(run_half());
         }
-        Ok((ours, gemm, threads))
+        Ok((ours, gemm, half, threads))
     })??;
+    let seconds_range = range(&ours);
     let seconds = median(ours);
     let gemm_seconds = median(gemm);
+    let half_gemm_seconds = (!half.is_empty()).then(|| median(half));
     let (n, d) = (a.n as f64, a.d as f64);
     let flops = match a.m {
         None => n * n * d,
@@ -312,9 +381,24 @@ fn bench_on<T: Real>(
         dtype: T::DTYPE_SHORT,
         threads,
         seconds,
+        seconds_range,
         gflops: flops / seconds / 1e9,
         gemm_seconds,
         gemm_gflops: gemm_flops / gemm_seconds / 1e9,
         ratio_vs_gemm: gemm_seconds / seconds,
+        half_gemm_seconds,
+        fraction_of_limit: half_gemm_seconds.unwrap_or(gemm_seconds) / seconds,
+        isa: isa_name(),
     })
+}
+
+/// The instruction set the engine's SIMD kernels run on in this process.
+pub fn isa_name() -> &'static str {
+    match mmfuse_kernels::Arch::new() {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        mmfuse_kernels::Arch::V4(_) => "v4",
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        mmfuse_kernels::Arch::V3(_) => "v3",
+        _ => "scalar",
+    }
 }

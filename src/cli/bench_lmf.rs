@@ -87,11 +87,8 @@ pub(crate) fn run(a: &BenchLmfArgs) -> Result<()> {
     if a.threads == Some(0) {
         return Err(Error::param("threads", "must be >= 1"));
     }
-    // One pool for every run, so that thread start-up is not timed.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads.unwrap_or_else(rayon::current_num_threads))
-        .build()
-        .map_err(|e| Error::param("threads", e.to_string()))?;
+    // The process-wide pool of that size, so that thread start-up is not timed.
+    let pool = mmfuse::threads::pool(a.threads.unwrap_or_else(rayon::current_num_threads))?;
     let threads = pool.current_num_threads();
     let exec = LmfOptions::default();
     let mut times = Vec::with_capacity(a.runs);
