@@ -42,6 +42,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod blocks;
 pub mod error;
 pub mod gram;
 pub mod io;
