@@ -1,4 +1,4 @@
-//! Tests of the p-norm MKL solver core (`mmfuse::mkl::fit`, DESIGN.md section 3) against
+//! Tests of the p-norm MKL solver core (`mmfuse::mkl::fit`, docs/design.md section 3) against
 //! independent reference solvers written here, plus structural properties and bad input.
 //!
 //! # The reference solvers

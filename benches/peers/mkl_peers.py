@@ -68,7 +68,7 @@ def pnorm(v, p):
 
 
 def wrapper_mkl(ks, y, p, c, eps, tol, max_iter=200):
-    """Alternating SVC solves with the closed-form lp beta update (DESIGN.md section 3)."""
+    """Alternating SVC solves with the closed-form lp beta update (docs/design.md section 3)."""
     m = len(ks)
     beta = np.full(m, m ** (-1 / p))
     pstar = p / (p - 1)

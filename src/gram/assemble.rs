@@ -1,4 +1,4 @@
-//! Tiled Gram-matrix assembly (DESIGN.md section 2).
+//! Tiled Gram-matrix assembly (docs/design.md section 2).
 //!
 //! K is cut into `tile x tile` blocks. For inner-product kernels each block is one faer GEMM
 //! written straight into its place in K, followed at once, while the block is in cache, by the

@@ -1,4 +1,4 @@
-//! The backward pass (DESIGN.md section 4), blocked like the forward pass:
+//! The backward pass (docs/design.md section 4), blocked like the forward pass:
 //!
 //! ```text
 //! dc      = sum_rows G

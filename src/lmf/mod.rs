@@ -1,5 +1,5 @@
 //! Low-rank multimodal fusion (Liu et al., "Efficient Low-rank Multimodal Fusion with
-//! Modality-Specific Factors", ACL 2018), DESIGN.md section 4.
+//! Modality-Specific Factors", ACL 2018), docs/design.md section 4.
 //!
 //! For modalities `m = 1..M` with inputs `X_m` (`N x d_m`), rank `r` and output size `h`:
 //!

@@ -7,7 +7,7 @@ use crate::scalar::Real;
 use faer::MatRef;
 use std::borrow::Cow;
 
-/// A low-rank multimodal fusion layer (DESIGN.md section 4):
+/// A low-rank multimodal fusion layer (docs/design.md section 4):
 /// `y = sum_i w_i prod_m ([1, x_m] W_m[i]) + c`.
 ///
 /// Parameters, for modalities `m = 0..M` (in a fixed order, each with a name and a feature size

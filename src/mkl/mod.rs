@@ -1,4 +1,4 @@
-//! p-norm multiple kernel learning (Kloft, Brefeld, Sonnenburg & Zien, JMLR 2011), DESIGN.md
+//! p-norm multiple kernel learning (Kloft, Brefeld, Sonnenburg & Zien, JMLR 2011), docs/design.md
 //! section 3: one weight beta_m >= 0 per kernel under ||beta||_p <= 1, learnt together with an
 //! SVM (hinge loss) or kernel ridge regression (squared loss) by alternating a fixed-beta solve
 //! (SMO, warm-started; or conjugate gradients) with the closed-form beta update, until the
