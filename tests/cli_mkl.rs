@@ -499,3 +499,203 @@ fn indefinite_kernel_needs_the_opt_in() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--interactions`: block kernels from data or from named precomputed kernels; the report has
+/// `blocks`, `beta`, `beta_shares` and `relevance`; predict applies the same blocks (named test
+/// kernels matched by name); bad specs fail with no output.
+#[test]
+fn interactions_from_data_and_named_kernels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let labels: Vec<f64> = (0..40)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    setup(dir.path(), &labels);
+    let mut rng = SplitMix64::new(3);
+    for (name, rows) in [("v", 40), ("a", 40), ("vt", 6), ("at", 6)] {
+        let d = if name.starts_with('v') { 3 } else { 2 };
+        let values: Vec<f64> = (0..rows * d).map(|_| rng.next_f64()).collect();
+        write_npy(dir.path().join(format!("{name}.npy")), &[rows, d], &values).expect("write");
+    }
+    let ok = |args: &[&str]| {
+        let out = mmfuse(args, dir.path());
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(&[
+        "mkl",
+        "fit",
+        "--data",
+        "v=v.npy",
+        "--data",
+        "a=a.npy:laplacian",
+        "--labels",
+        "y.npy",
+        "--interactions",
+        "pairs",
+        "--p",
+        "4/3",
+        "--quiet",
+        "--out",
+        "m.mkl",
+        "--report",
+        "r.json",
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).expect("report"))
+            .expect("json");
+    assert_eq!(report["blocks"], serde_json::json!(["v", "a", "v*a"]));
+    assert_eq!(report["beta"].as_array().expect("beta").len(), 3);
+    let rel = report["relevance"].as_object().expect("relevance");
+    let total: f64 = rel.values().map(|v| v.as_f64().expect("share")).sum();
+    assert!(
+        (total - 1.0).abs() < 1e-12 && rel.contains_key("v*a"),
+        "{rel:?}"
+    );
+    ok(&[
+        "mkl", "predict", "--model", "m.mkl", "--data", "a=at.npy", "--data", "v=vt.npy", "--out",
+        "s.npy",
+    ]);
+    // Named precomputed kernels; predict matches test kernels to modalities by name.
+    ok(&[
+        "mkl",
+        "fit",
+        "--kernel",
+        "vis=k0.npy",
+        "--kernel",
+        "aud=k1.npy",
+        "--labels",
+        "y.npy",
+        "--interactions",
+        "vis*aud",
+        "--quiet",
+        "--out",
+        "k.mkl",
+        "--report",
+        "k.json",
+    ]);
+    ok(&[
+        "mkl",
+        "predict",
+        "--model",
+        "k.mkl",
+        "--kernel",
+        "aud=t1.npy",
+        "--kernel",
+        "vis=t0.npy",
+        "--out",
+        "ks.npy",
+    ]);
+    let model = MklModel::load(dir.path().join("k.mkl")).expect("model");
+    assert_eq!(model.kernel_names(), ["vis", "aud", "vis*aud"]);
+    for (args, needle) in [
+        (
+            vec![
+                "--data",
+                "v=v.npy",
+                "--data",
+                "a=a.npy",
+                "--interactions",
+                "v*x",
+            ],
+            "unknown modality `x`",
+        ),
+        (
+            vec![
+                "--data",
+                "v=v.npy",
+                "--data",
+                "a=a.npy",
+                "--interactions",
+                "v*v",
+            ],
+            "twice",
+        ),
+        (
+            vec![
+                "--data",
+                "v=v.npy",
+                "--data",
+                "a=a.npy",
+                "--interactions",
+                "v",
+            ],
+            "block of one",
+        ),
+        (
+            vec![
+                "--data",
+                "v=v.npy",
+                "--data",
+                "a=a.npy",
+                "--interactions",
+                "v*a,a*v",
+            ],
+            "listed twice",
+        ),
+        (
+            vec![
+                "--kernel",
+                "k0.npy",
+                "--kernel",
+                "k1.npy",
+                "--interactions",
+                "pairs",
+            ],
+            "named kernels",
+        ),
+        (
+            vec![
+                "--data",
+                "v=v.npy",
+                "--data",
+                "a=a.npy",
+                "--interactions",
+                "pairs",
+                "--normalize",
+                "trace",
+            ],
+            "--normalize",
+        ),
+    ] {
+        let mut all = vec![
+            "mkl", "fit", "--labels", "y.npy", "--quiet", "--out", "bad.mkl", "--report",
+            "bad.json",
+        ];
+        all.extend(args.iter().copied());
+        let out = mmfuse(&all, dir.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!dir.path().join("bad.mkl").exists() && !dir.path().join("bad.json").exists());
+    }
+    // A spec whose block kernels exceed the memory cap: the error names the bytes.
+    let out = mmfuse(
+        &[
+            "--max-memory",
+            "20K",
+            "mkl",
+            "fit",
+            "--data",
+            "v=v.npy",
+            "--data",
+            "a=a.npy",
+            "--labels",
+            "y.npy",
+            "--interactions",
+            "pairs",
+            "--quiet",
+            "--out",
+            "big.mkl",
+        ],
+        dir.path(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("block kernels") && err.contains("bytes"),
+        "{err}"
+    );
+    assert!(!dir.path().join("big.mkl").exists());
+}

@@ -1,11 +1,14 @@
 //! `mmfuse mkl fit` and `mmfuse mkl predict`: a stable contract for other tools.
 
 use clap::{Args, Subcommand, ValueEnum};
+use mmfuse::blocks::BlockSpec;
 use mmfuse::error::{Error, Result};
 use mmfuse::gram::{GramOptions, Kernel, Normalization};
 use mmfuse::io::{read_matrix, read_npy, write_atomic_bytes, write_npy};
 use mmfuse::matrix::Matrix;
-use mmfuse::mkl::{fit_with_progress, DataKernel, Loss, MklFit, MklModel, MklOptions};
+use mmfuse::mkl::{
+    fit_with_progress, BlockKernels, DataKernel, Loss, MklFit, MklModel, MklOptions,
+};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -38,13 +41,15 @@ pub enum LossArg {
 /// `mmfuse mkl fit`.
 #[derive(Debug, Args)]
 pub struct MklFitArgs {
-    /// A training kernel (n x n .npy/.npz/.csv); repeat once per kernel, in a fixed order.
+    /// A training kernel (n x n .npy/.npz/.csv), `PATH` or `NAME=PATH`; repeat once per
+    /// kernel, in a fixed order. Names are needed for --interactions.
     #[arg(
         long = "kernel",
+        value_name = "[NAME=]PATH",
         required_unless_present = "data",
         conflicts_with = "data"
     )]
-    pub kernels: Vec<PathBuf>,
+    pub kernels: Vec<String>,
     /// Data-driven form instead of --kernel: `NAME=PATH[:KERNEL]`, one per modality, e.g.
     /// `visual=V.npy:rbf:gamma=0.1` (n x d data; the kernel spec as in `mmfuse gram`, default
     /// `rbf` with gamma = 1/d; PATH must not contain `:`). The Gram matrices are built and
@@ -52,9 +57,16 @@ pub struct MklFitArgs {
     /// statistics are stored in the model so that `predict --data` applies them.
     #[arg(long = "data", value_name = "NAME=PATH[:KERNEL]")]
     pub data: Vec<String>,
-    /// Normalisation of the data-driven kernels: none, trace, unit-diag, center.
-    #[arg(long, default_value = "trace")]
-    pub normalize: String,
+    /// Normalisation of the data-driven kernels: none, trace (the default), unit-diag, center.
+    /// Not with --interactions, which centres and trace-normalises every block itself.
+    #[arg(long)]
+    pub normalize: Option<String>,
+    /// Interaction blocks besides one block per modality: none (the default), pairs, all, or
+    /// a list such as `visual*audio,visual*audio*text`. The block kernels are products of the
+    /// modality kernels, each centred with its training statistics, then every block is
+    /// trace-normalised; needs --data or named --kernel NAME=PATH.
+    #[arg(long, default_value = "none")]
+    pub interactions: String,
     /// Fit even if a kernel has a negative 2 x 2 principal minor (clearly not PSD).
     #[arg(long)]
     pub allow_indefinite: bool,
@@ -98,13 +110,15 @@ pub struct MklPredictArgs {
     /// Model written by `mkl fit`.
     #[arg(long)]
     pub model: PathBuf,
-    /// A test kernel K_m(X_test, X_train), n_test x n_train; same order as at training.
+    /// A test kernel K_m(X_test, X_train), n_test x n_train, `PATH` (same order as at
+    /// training) or `NAME=PATH` (a model with interaction blocks matches names to modalities).
     #[arg(
         long = "kernel",
+        value_name = "[NAME=]PATH",
         required_unless_present = "data",
         conflicts_with = "data"
     )]
-    pub kernels: Vec<PathBuf>,
+    pub kernels: Vec<String>,
     /// Test data for a model fitted with --data: `NAME=PATH`, once per modality (any order).
     #[arg(long = "data", value_name = "NAME=PATH")]
     pub data: Vec<String>,
@@ -149,6 +163,23 @@ fn fit_json(f: &MklFit) -> Value {
         "primal": f.primal, "dual": f.dual, "gap": f.gap, "iterations": f.iterations,
         "smo_iterations": f.smo_iterations, "n_support": f.n_support, "converged": f.converged,
     })
+}
+
+/// `NAME=PATH` or `PATH` of `--kernel`: named when the text before the first `=` is a plain
+/// name (letters, digits, `_`, `-`; no path separators or dots).
+fn split_named(arg: &str) -> (Option<&str>, &str) {
+    match arg.split_once('=') {
+        Some((name, path))
+            if !name.is_empty()
+                && !path.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-') =>
+        {
+            (Some(name), path)
+        }
+        _ => (None, arg),
+    }
 }
 
 /// `NAME=PATH[:KERNEL]` of `--data` (the kernel defaults to rbf, gamma = 1/d).
@@ -221,9 +252,33 @@ pub fn report_json(m: &MklModel) -> Value {
             json!(m.data.iter().map(|d| d.name.as_str()).collect::<Vec<_>>()),
         );
     }
+    let names = m.kernel_names();
+    o.insert("blocks".into(), json!(names));
+    let relevance: serde_json::Map<String, Value> = m
+        .relevance()
+        .into_iter()
+        .map(|(name, share)| (name, json!(share)))
+        .collect();
+    o.insert("relevance".into(), Value::Object(relevance));
     if let Some(t) = top.as_object_mut() {
         o.append(t);
     }
+    // Per class, the relevance of each block too (its weight share in that class's fit).
+    let per = per
+        .into_iter()
+        .zip(&m.fits)
+        .map(|(mut v, f)| {
+            let r: serde_json::Map<String, Value> = names
+                .iter()
+                .zip(&f.beta_shares)
+                .map(|(n, s)| (n.clone(), json!(s)))
+                .collect();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("relevance".into(), Value::Object(r));
+            }
+            v
+        })
+        .collect();
     o.insert("per_class".into(), Value::Array(per));
     Value::Object(o)
 }
@@ -237,14 +292,47 @@ pub(crate) fn run(a: MklArgs) -> Result<()> {
 
 fn run_fit(a: MklFitArgs) -> Result<()> {
     let p = mmfuse::mkl::parse_p(&a.p)?;
+    let spec: BlockSpec = a.interactions.parse()?;
+    let interactions = spec != BlockSpec::None;
     let mut modalities = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     let kernels = if a.data.is_empty() {
-        a.kernels
-            .iter()
-            .map(read_matrix::<f64>)
-            .collect::<Result<Vec<_>>>()?
+        let mut ks = Vec::new();
+        for arg in &a.kernels {
+            let (name, path) = split_named(arg);
+            if interactions && name.is_none() {
+                return Err(Error::param(
+                    "interactions",
+                    format!(
+                        "interaction blocks need named kernels (--kernel NAME=PATH), got `{arg}`"
+                    ),
+                ));
+            }
+            if let Some(n) = name {
+                if names.iter().any(|x| x == n) {
+                    return Err(Error::param("kernel", format!("kernel `{n}` given twice")));
+                }
+                names.push(n.to_string());
+            }
+            ks.push(read_matrix::<f64>(path)?);
+        }
+        if a.normalize.is_some() {
+            return Err(Error::param(
+                "normalize",
+                "--normalize applies to --data (precomputed kernels are used as given)",
+            ));
+        }
+        ks
     } else {
-        let how: Normalization = a.normalize.parse()?;
+        let how: Normalization = match (&a.normalize, interactions) {
+            (Some(_), true) => return Err(Error::param(
+                "normalize",
+                "with --interactions every block is centred and trace-normalised; drop --normalize",
+            )),
+            (_, true) => Normalization::None,
+            (Some(s), false) => s.parse()?,
+            (None, false) => Normalization::Trace,
+        };
         let mut ks = Vec::new();
         for arg in &a.data {
             let (name, path, kernel) = parse_data_arg(arg)?;
@@ -256,10 +344,21 @@ fn run_fit(a: MklFitArgs) -> Result<()> {
             }
             let x: Matrix<f64> = read_matrix(&path)?;
             let (d, k) = DataKernel::new(&name, x, &kernel, how, &GramOptions::default())?;
+            names.push(name);
             modalities.push(d);
             ks.push(k);
         }
         ks
+    };
+    // Interaction blocks: the fit weighs block kernels built from the modality kernels.
+    let (blocks, kernels) = if interactions {
+        let refs: Vec<&Matrix<f64>> = kernels.iter().collect();
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (bk, ks) = BlockKernels::fit(&name_refs, &refs, &spec)?;
+        drop(kernels);
+        (Some(bk), ks)
+    } else {
+        (None, kernels)
     };
     let y = read_vector(&a.labels, "labels")?;
     let refs: Vec<&Matrix<f64>> = kernels.iter().collect();
@@ -291,9 +390,14 @@ fn run_fit(a: MklFitArgs) -> Result<()> {
                 classes: Vec::new(),
                 fits: vec![f],
                 data: Vec::new(),
+                blocks: None,
             }
         }
         Loss::Hinge => MklModel::fit_classifier_with_progress(&refs, &y, &opts, &mut progress)?,
+    };
+    let model = match blocks {
+        Some(b) => model.with_blocks(b)?,
+        None => model,
     };
     let model = if modalities.is_empty() {
         model
@@ -318,10 +422,51 @@ fn run_predict(a: MklPredictArgs) -> Result<()> {
                 "this model was fitted with --data: give the test data with --data NAME=PATH",
             ));
         }
-        a.kernels
-            .iter()
-            .map(read_matrix::<f64>)
-            .collect::<Result<Vec<_>>>()?
+        let mut named = Vec::new();
+        let mut plain = Vec::new();
+        for arg in &a.kernels {
+            let (name, path) = split_named(arg);
+            let k = read_matrix::<f64>(path)?;
+            match name {
+                Some(n) => named.push((n.to_string(), k)),
+                None => plain.push(k),
+            }
+        }
+        let given = match (&model.blocks, named.is_empty(), plain.is_empty()) {
+            // Named test kernels of a model with blocks: matched to its modalities by name.
+            (Some(b), false, true) => {
+                let mut ordered = Vec::new();
+                for m in &b.modalities {
+                    let mut hits = named.iter().filter(|(n, _)| n == m);
+                    let (_, k) = hits.next().ok_or_else(|| {
+                        Error::param("kernel", format!("no test kernel for modality `{m}`"))
+                    })?;
+                    if hits.next().is_some() {
+                        return Err(Error::param(
+                            "kernel",
+                            format!("modality `{m}` given twice"),
+                        ));
+                    }
+                    ordered.push(k.clone());
+                }
+                if let Some((n, _)) = named.iter().find(|(n, _)| !b.modalities.contains(n)) {
+                    return Err(Error::param(
+                        "kernel",
+                        format!("the model has no modality `{n}`"),
+                    ));
+                }
+                ordered
+            }
+            (_, true, _) => plain,
+            (_, false, true) => named.into_iter().map(|(_, k)| k).collect(),
+            (_, false, false) => {
+                return Err(Error::param(
+                    "kernel",
+                    "give every test kernel as NAME=PATH or none",
+                ))
+            }
+        };
+        model.block_test_kernels(&given.iter().collect::<Vec<_>>())?
     } else {
         let mut test = Vec::new();
         for arg in &a.data {

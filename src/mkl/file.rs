@@ -6,6 +6,9 @@
 //! - data-driven models, per modality `<name>`: `data.<name>.train` (n x d, the training rows),
 //!   and `data.<name>.diag` / `data.<name>.col_means` (n) when its normalisation needs them.
 //!
+//! - models with interaction blocks: `centre{i}.col_means` (n), the centring statistics of
+//!   modality i's training kernel.
+//!
 //! Metadata: one entry, [`METADATA_KEY`] (`"mmfuse_mkl"`), a JSON object with the format name
 //! and version, the options (p, C, loss, eps, tol, ...), the classes, the scalars of each fit
 //! (bias, primal, dual, gap, iteration counts, n_support, converged) and, per modality, its
@@ -100,8 +103,27 @@ impl MklModel {
                 "trace_mean": num(d.stats.trace_mean), "grand_mean": num(d.stats.grand_mean),
             }));
         }
+        let blocks = match &self.blocks {
+            None => Value::Null,
+            Some(b) => {
+                for (i, c) in b.centring.iter().enumerate() {
+                    tensors.push((
+                        format!("centre{i}.col_means"),
+                        vec![c.col_means.len()],
+                        f64_bytes(&c.col_means),
+                    ));
+                }
+                json!({
+                    "modalities": b.modalities,
+                    "blocks": b.blocks.iter().map(|k| json!({"name": k.name, "members": k.members})).collect::<Vec<_>>(),
+                    "grand_means": b.centring.iter().map(|c| num(c.grand_mean)).collect::<Vec<_>>(),
+                    "trace_means": b.scaling.iter().map(|s| num(s.trace_mean)).collect::<Vec<_>>(),
+                })
+            }
+        };
         let o = &self.options;
         let meta = json!({
+            "blocks": blocks,
             "format": FORMAT, "format_version": FORMAT_VERSION,
             "p": num(o.p), "c": num(o.c), "loss": loss_name(o.loss), "eps": num(o.eps),
             "tol": num(o.tol), "max_iter": o.max_iter, "max_smo_iter": o.max_smo_iter,
@@ -373,6 +395,88 @@ fn parse(bytes: &[u8], path: &Path) -> Result<MklModel> {
             stats,
         });
     }
+    let blocks = match meta.get("blocks") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(b)) => {
+            let modalities = r
+                .array(b, "modalities")?
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| fmt("block modalities are not strings".into()))?;
+            let names: Vec<&str> = modalities.iter().map(String::as_str).collect();
+            let grand = r.array(b, "grand_means")?;
+            let traces = r.array(b, "trace_means")?;
+            let list = r.array(b, "blocks")?;
+            if grand.len() != names.len() || traces.len() != list.len() || names.is_empty() {
+                return Err(fmt("block statistics of the wrong length".into()));
+            }
+            let mut centring = Vec::new();
+            for (i, g) in grand.iter().enumerate() {
+                let t = format!("centre{i}.col_means");
+                let (shape, col_means) = r.tensor(&t)?;
+                if shape != [nc] || col_means.iter().any(|v| !v.is_finite()) {
+                    return Err(fmt(format!(
+                        "tensor `{t}` has shape {shape:?} or non-finite values; expected [{nc}]"
+                    )));
+                }
+                used.push(t);
+                centring.push(TrainStats {
+                    kind: Normalization::Center,
+                    trace_mean: 1.0,
+                    diag: Vec::new(),
+                    col_means,
+                    grand_mean: r.value_float(g, "grand_means")?,
+                });
+            }
+            let mut blocks = Vec::new();
+            let mut scaling = Vec::new();
+            for (k, t) in list.iter().zip(traces) {
+                let k = k
+                    .as_object()
+                    .ok_or_else(|| fmt("a block is not an object".into()))?;
+                let members = r
+                    .array(k, "members")?
+                    .iter()
+                    .map(|v| v.as_u64().and_then(|i| usize::try_from(i).ok()))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or_else(|| fmt("block members are not indices".into()))?;
+                let ok = !members.is_empty()
+                    && members.windows(2).all(|w| w[0] < w[1])
+                    && members.iter().all(|&i| i < names.len());
+                let name = r.text(k, "name")?;
+                if !ok
+                    || name
+                        != members
+                            .iter()
+                            .map(|&i| names[i])
+                            .collect::<Vec<_>>()
+                            .join("*")
+                {
+                    return Err(fmt(format!("block `{name}` has bad members {members:?}")));
+                }
+                let trace_mean = r.value_float(t, "trace_means")?;
+                if !(trace_mean.is_finite() && trace_mean > 0.0) {
+                    return Err(fmt(format!("block `{name}` has trace mean {trace_mean}")));
+                }
+                blocks.push(crate::blocks::Block { members, name });
+                scaling.push(TrainStats {
+                    kind: Normalization::Trace,
+                    trace_mean,
+                    diag: Vec::new(),
+                    col_means: Vec::new(),
+                    grand_mean: 0.0,
+                });
+            }
+            Some(super::BlockKernels {
+                modalities,
+                blocks,
+                centring,
+                scaling,
+            })
+        }
+        Some(_) => return Err(fmt("`blocks` is not an object".into())),
+    };
     if let Some(extra) = st
         .names()
         .into_iter()
@@ -380,12 +484,16 @@ fn parse(bytes: &[u8], path: &Path) -> Result<MklModel> {
     {
         return Err(fmt(format!("unexpected tensor `{extra}`")));
     }
-    let model = MklModel {
+    let mut model = MklModel {
         options,
         classes,
         fits,
         data: Vec::new(),
+        blocks: None,
     };
+    if let Some(b) = blocks {
+        model = model.with_blocks(b).map_err(|e| fmt(e.to_string()))?;
+    }
     if data.is_empty() {
         Ok(model)
     } else {

@@ -8,6 +8,7 @@
 //! label mapping and one-vs-rest multiclass.
 
 mod beta;
+mod blocks;
 mod data;
 mod file;
 mod model;
@@ -18,6 +19,7 @@ mod smo;
 mod synthetic;
 mod validate;
 
+pub use blocks::BlockKernels;
 pub use data::DataKernel;
 pub use file::{FORMAT, FORMAT_VERSION, METADATA_KEY};
 pub use model::MklModel;

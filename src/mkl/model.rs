@@ -2,7 +2,7 @@
 //! -1 / +1 for the hinge loss and back), one-vs-rest for more than two classes (one beta per
 //! class), regression with the squared loss.
 
-use super::{fit, fit_with_progress, DataKernel, Loss, MklFit, MklOptions};
+use super::{fit, fit_with_progress, BlockKernels, DataKernel, Loss, MklFit, MklOptions};
 use crate::error::{Error, Result};
 use crate::gram::GramOptions;
 use crate::matrix::Matrix;
@@ -20,8 +20,13 @@ pub struct MklModel {
     pub fits: Vec<MklFit>,
     /// The data-driven form: one entry per kernel (same order), with the training data, the
     /// kernel and its normalisation, so that prediction can start from test data
-    /// ([`MklModel::predict_from_data`]). Empty when trained on precomputed kernels.
+    /// ([`MklModel::predict_from_data`]). Empty when trained on precomputed kernels. With
+    /// [`MklModel::blocks`], one entry per *modality* (its kernel not normalised: the blocks
+    /// centre and scale it).
     pub data: Vec<DataKernel>,
+    /// Interaction blocks: the kernels the fit weighs are block kernels built from the
+    /// modality kernels (one weight per block). `None`: one weight per given kernel.
+    pub blocks: Option<BlockKernels>,
 }
 
 impl MklModel {
@@ -84,6 +89,7 @@ impl MklModel {
             classes,
             fits,
             data: Vec::new(),
+            blocks: None,
         })
     }
 
@@ -103,19 +109,109 @@ impl MklModel {
             classes: Vec::new(),
             fits: vec![f],
             data: Vec::new(),
+            blocks: None,
         })
+    }
+
+    /// Attaches the interaction blocks whose kernels the model was fitted on (same order as
+    /// the kernels), so that it builds test block kernels from modality test kernels (call it
+    /// before [`MklModel::with_data`]).
+    pub fn with_blocks(mut self, blocks: BlockKernels) -> Result<Self> {
+        let nk = self.fits.first().map_or(0, |f| f.beta.len());
+        let n = self.fits.first().map_or(0, |f| f.coef.len());
+        if blocks.blocks.len() != nk || blocks.scaling.len() != nk {
+            return Err(Error::Shape(format!(
+                "{} blocks for a model of {nk} kernels",
+                blocks.blocks.len()
+            )));
+        }
+        if blocks.centring.len() != blocks.modalities.len()
+            || blocks.centring.iter().any(|c| c.col_means.len() != n)
+        {
+            return Err(Error::Shape(format!(
+                "the blocks' centring statistics are not for {} modalities of {n} training points",
+                blocks.modalities.len()
+            )));
+        }
+        self.blocks = Some(blocks);
+        Ok(self)
+    }
+
+    /// The names of what the weights are for: the blocks, else the data-driven modalities,
+    /// else `kernel0`, `kernel1`, ...
+    pub fn kernel_names(&self) -> Vec<String> {
+        if let Some(b) = &self.blocks {
+            return b.names().iter().map(|s| s.to_string()).collect();
+        }
+        if !self.data.is_empty() {
+            return self.data.iter().map(|d| d.name.clone()).collect();
+        }
+        let nk = self.fits.first().map_or(0, |f| f.beta.len());
+        (0..nk).map(|i| format!("kernel{i}")).collect()
+    }
+
+    /// Relevance of each block (or kernel): its weight share, averaged over the fits (one per
+    /// class for one-vs-rest; the one fit otherwise), as (name, share) pairs summing to 1.
+    pub fn relevance(&self) -> Vec<(String, f64)> {
+        let nf = self.fits.len().max(1) as f64;
+        self.kernel_names()
+            .into_iter()
+            .enumerate()
+            .map(|(k, name)| {
+                let s: f64 = self.fits.iter().map(|f| f.beta_shares[k]).sum();
+                (name, s / nf)
+            })
+            .collect()
+    }
+
+    /// The kernels the fits weigh, for test kernels K_m(X_test, X_train) given per modality:
+    /// the test block kernels when the model has blocks, else the given kernels unchanged.
+    pub fn block_test_kernels(&self, test_kernels: &[&Matrix<f64>]) -> Result<Vec<Matrix<f64>>> {
+        match &self.blocks {
+            Some(b) => b.test_kernels(test_kernels),
+            None => Ok(test_kernels.iter().map(|k| (*k).clone()).collect()),
+        }
     }
 
     /// Attaches the data-driven modalities the training kernels were built from (same order),
     /// so that the model predicts from test data.
     pub fn with_data(mut self, data: Vec<DataKernel>) -> Result<Self> {
-        let nk = self.fits.first().map_or(0, |f| f.beta.len());
+        let nk = match &self.blocks {
+            Some(b) => b.modalities.len(),
+            None => self.fits.first().map_or(0, |f| f.beta.len()),
+        };
         let n = self.fits.first().map_or(0, |f| f.coef.len());
         if data.len() != nk {
             return Err(Error::Shape(format!(
-                "{} modalities for a model of {nk} kernels",
-                data.len()
+                "{} modalities for a model of {nk} {}",
+                data.len(),
+                if self.blocks.is_some() {
+                    "modalities"
+                } else {
+                    "kernels"
+                }
             )));
+        }
+        if let Some(b) = &self.blocks {
+            for (d, name) in data.iter().zip(&b.modalities) {
+                if &d.name != name {
+                    return Err(Error::Shape(format!(
+                        "modality `{}` where the blocks expect `{name}`",
+                        d.name
+                    )));
+                }
+                if d.stats.kind != crate::gram::Normalization::None {
+                    return Err(Error::param(
+                        "normalize",
+                        format!(
+                            "modality `{}`: with interaction blocks the modality kernels are \
+                             centred and trace-normalised by the blocks; build them with \
+                             Normalization::None",
+                            d.name
+                        ),
+                    ));
+                }
+            }
         }
         for d in &data {
             if d.train.nrows() != n {
@@ -130,7 +226,8 @@ impl MklModel {
         Ok(self)
     }
 
-    /// The normalised test kernels K_m(X_test, X_train) for test data given by modality name
+    /// The test kernels the fits weigh (normalised modality kernels K_m(X_test, X_train), or
+    /// the test block kernels of a model with blocks) for test data given by modality name
     /// (any order; every modality of the model exactly once).
     pub fn test_kernels(
         &self,
@@ -152,7 +249,8 @@ impl MklModel {
             }
         }
         let mut n_test = None;
-        self.data
+        let per_modality = self
+            .data
             .iter()
             .map(|d| {
                 let mut found = test.iter().filter(|(name, _)| *name == d.name);
@@ -178,7 +276,11 @@ impl MklModel {
                 }
                 d.test_kernel(*x, opts)
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        match &self.blocks {
+            Some(b) => b.test_kernels(&per_modality.iter().collect::<Vec<_>>()),
+            None => Ok(per_modality),
+        }
     }
 
     /// [`MklModel::decision_function`] from test data (see [`MklModel::test_kernels`]).
