@@ -1,5 +1,5 @@
 //! Blocks of modalities: which modalities, and which combinations of them, a model weighs
-//! (docs/design.md section 8, "What comes next"). Shared by the kernel side (MKL over products of centred
+//! (docs/design.md section 8). Shared by the kernel side (MKL over products of centred
 //! kernels) and the tensor side (block low-rank fusion).
 //!
 //! A block is a non-empty set of modalities: one modality (a unimodal block) or two or more
