@@ -2,6 +2,7 @@
 //! the library's API has no clap or JSON types. The `cli_args` fuzz target compiles this same
 //! module (`#[path]`) to parse command lines exactly as the binary does.
 
+mod bars;
 mod bench;
 mod bench_lmf;
 mod bench_mkl;
@@ -9,6 +10,7 @@ mod demo;
 mod gram;
 mod lmf;
 mod mkl;
+mod png;
 mod progress;
 mod svg;
 
