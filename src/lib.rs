@@ -10,6 +10,8 @@
 //! - [`lmf`]: low-rank multimodal fusion: batched forward and backward, Adam training,
 //!   safetensors weights in the PyTorch layout.
 //! - [`io`]: NumPy `.npy` / `.npz` and CSV files, written atomically.
+//! - [`datasets`]: data shipped in the library (the UCI Multiple Features digits, six views),
+//!   stratified splits, standardisation with training statistics.
 //!
 //! Conventions: a data matrix is n samples x d features, row-major (NumPy's C order). Inputs are
 //! faer views ([`faer::MatRef`], any strides); results are [`Matrix`] (row-major `Vec` + shape).
@@ -43,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod blocks;
+pub mod datasets;
 pub mod error;
 pub mod gram;
 pub mod io;
