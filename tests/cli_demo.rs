@@ -1,5 +1,6 @@
-//! `mmfuse demo` end to end at a small size (`--n 200 --epochs 5`): the report folder is
-//! written and its numbers are sane.
+//! `mmfuse demo` end to end at a small size (`--n 200 --epochs 5`, without the real-data study,
+//! which `.ci/run` runs with the full demo in release): the report folder is written and its
+//! numbers are sane.
 
 use std::path::Path;
 use std::process::Command;
@@ -7,7 +8,16 @@ use std::process::Command;
 fn run_demo(out: &Path, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_mmfuse"))
         .args([
-            "demo", "--n", "200", "--epochs", "5", "--seed", "3", "--quiet", "--out",
+            "demo",
+            "--n",
+            "200",
+            "--epochs",
+            "5",
+            "--seed",
+            "3",
+            "--quiet",
+            "--no-real-data",
+            "--out",
         ])
         .arg(out)
         .args(extra)
@@ -108,6 +118,26 @@ fn demo_writes_a_sane_report() {
     assert!(train[4] < train[0], "{train:?}");
     assert_eq!(lmf["train_loss_decreased"], true);
     figures.push(lmf["figure"].as_str().expect("figure").to_string());
+
+    // Interactions: the planted pair is the most relevant block at p = 1; the bar chart exists
+    // as SVG and PNG.
+    let it = &results["interactions"];
+    let blocks: Vec<String> = serde_json::from_value(it["blocks"].clone()).expect("blocks");
+    assert_eq!(blocks.len(), 10, "4 modalities + 6 pairs: {blocks:?}");
+    let fits = it["fits"].as_array().expect("fits");
+    assert_eq!(fits.len(), 3);
+    let rel: Vec<f64> = serde_json::from_value(fits[0]["relevance"].clone()).expect("relevance");
+    let top = (0..rel.len())
+        .max_by(|&a, &b| rel[a].total_cmp(&rel[b]))
+        .unwrap();
+    assert_eq!(blocks[top], "audio*text", "{blocks:?} {rel:?}");
+    let png = std::fs::read(out.join("interactions.png")).expect("interactions.png");
+    assert_eq!(&png[1..4], b"PNG");
+    let bars = std::fs::read_to_string(out.join("interactions.svg")).expect("svg");
+    roxmltree::Document::parse(&bars).expect("interactions.svg parses");
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(md.contains("](interactions.svg)"));
+    assert!(results["mfeat"].is_null(), "--no-real-data");
 
     // Throughput.
     let tp = &results["throughput"];

@@ -7,7 +7,9 @@
 //! 4. Interactions: a second simulation with planted structure (a main effect, an
 //!    interaction-only pair, a noise modality); MKL over unimodal and pair blocks for p in
 //!    {1, 4/3, 2}, relevance per block next to the truth.
-//! 5. LMF regression (Adam, MSE), loss curves.
+//! 5. Real data: the Multiple Features digits (six views), an SVM per view, the average kernel,
+//!    MKL without and with pair interactions, relevance per view.
+//! 6. LMF regression (Adam, MSE), loss curves.
 //! 5. Throughput measured on the spot.
 //! 6. `report.md`, the SVG figures and `results.json` in the output folder.
 
@@ -16,6 +18,7 @@ mod simulate;
 mod study_interactions;
 mod study_kpca;
 mod study_lmf;
+mod study_mfeat;
 mod study_mkl;
 
 use super::bench::{bench_gram, BenchGramArgs};
@@ -53,6 +56,9 @@ pub struct DemoArgs {
     /// LMF Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Skip the real-data study (Multiple Features), e.g. for a quick run.
+    #[arg(long)]
+    pub no_real_data: bool,
     /// No progress bars (they are also hidden when stderr is not a terminal).
     #[arg(long)]
     pub quiet: bool,
@@ -104,6 +110,18 @@ pub(crate) fn run(a: DemoArgs) -> Result<()> {
     pb.inc(1);
     pb.finish();
 
+    let mfeat = if a.no_real_data {
+        None
+    } else {
+        let pb = bar(a.quiet, 1 + 6 + 1 + 6, "Multiple Features");
+        let s = study_mfeat::run(&[1.0, 4.0 / 3.0, 2.0], &mut |msg| {
+            pb.set_message(msg.to_string());
+            pb.inc(1);
+        })?;
+        pb.finish();
+        Some(s)
+    };
+
     let pb = bar(a.quiet, a.epochs, "LMF training");
     let lmf = study_lmf::run(
         &study,
@@ -151,6 +169,7 @@ pub(crate) fn run(a: DemoArgs) -> Result<()> {
         mkl: &mkl,
         kpca: &kpca,
         interactions: &interactions,
+        mfeat: mfeat.as_ref(),
         lmf: &lmf,
         gram_bench: &gram_bench,
         lmf_batch,

@@ -5,6 +5,7 @@ use super::simulate::Study;
 use super::study_interactions::{InteractionStudy, MODALITIES, PLANTED};
 use super::study_kpca::KpcaResult;
 use super::study_lmf::LmfStudy;
+use super::study_mfeat::{MfeatStudy, SPLIT_SEED};
 use super::study_mkl::MklStudy;
 use super::DemoArgs;
 use crate::cli::bench::GramBenchResult;
@@ -21,6 +22,7 @@ pub(crate) struct Outcome<'a> {
     pub mkl: &'a MklStudy,
     pub kpca: &'a [KpcaResult],
     pub interactions: &'a InteractionStudy,
+    pub mfeat: Option<&'a MfeatStudy>,
     pub lmf: &'a LmfStudy,
     pub gram_bench: &'a GramBenchResult,
     pub lmf_batch: usize,
@@ -81,6 +83,18 @@ fn results_json(o: &Outcome) -> Value {
             })).collect::<Vec<_>>(),
             "figure": "interactions.svg", "figure_png": "interactions.png",
         },
+        "mfeat": o.mfeat.map(|m| json!({
+            "split_seed": SPLIT_SEED, "n_train": m.n_train, "n_test": m.n_test, "c": 10.0,
+            "views": m.views.iter().map(|(n, d, acc, s)| json!({"name": n, "d": d, "accuracy": acc, "seconds": s})).collect::<Vec<_>>(),
+            "average_kernel_accuracy": m.average_accuracy,
+            "kernel_seconds": m.kernel_seconds,
+            "mkl": m.fits.iter().map(|f| json!({
+                "p": f.p, "interactions": f.interactions, "accuracy": f.accuracy,
+                "relevance": f.relevance.iter().map(|(b, s)| json!({"block": b, "share": s})).collect::<Vec<_>>(),
+                "seconds": f.seconds,
+            })).collect::<Vec<_>>(),
+            "figure": "mfeat_relevance.svg", "figure_png": "mfeat_relevance.png",
+        })),
         "lmf": {
             "rank": o.args.rank, "epochs": o.args.epochs, "batch": o.args.batch, "lr": o.args.lr,
             "train_loss": o.lmf.train_loss, "val_loss": o.lmf.val_loss,
@@ -246,6 +260,76 @@ fn markdown(o: &Outcome) -> String {
         md,
         "\n![Relevance per block](interactions.svg)\n\n(PNG: [interactions.png](interactions.png).)"
     );
+    if let Some(m) = o.mfeat {
+        let _ = writeln!(md, "\n## Real data: Multiple Features\n");
+        let _ = writeln!(
+            md,
+            "The UCI Multiple Features digits shipped with mmfuse (`mmfuse::datasets::mfeat`): \
+             2,000 samples, 10 classes, six views. Stratified 70/30 split (seed {SPLIT_SEED}: \
+             {} training, {} held out), each view standardised with the training statistics, \
+             rbf with gamma = 1/d, C = 10, one-vs-rest. MKL (relative gap 1e-3) weighs centred, \
+             trace-normalised blocks; relevance is the mean weight share over the 10 classes. Kernels built in \
+             {:.2} s.\n",
+            m.n_train, m.n_test, m.kernel_seconds
+        );
+        let _ = writeln!(md, "| model | held-out accuracy | seconds |\n|---|---|---|");
+        for (name, d, acc, s) in &m.views {
+            let _ = writeln!(md, "| SVM on {name} ({d} features) | {acc:.3} | {s:.2} |");
+        }
+        let _ = writeln!(
+            md,
+            "| SVM on the average of the six kernels | {:.3} | |",
+            m.average_accuracy
+        );
+        for f in &m.fits {
+            let _ = writeln!(
+                md,
+                "| MKL p = {}{} | {:.3} | {:.2} |",
+                p_label(f.p),
+                if f.interactions {
+                    ", with pair interactions"
+                } else {
+                    ""
+                },
+                f.accuracy,
+                f.seconds
+            );
+        }
+        let _ = writeln!(md, "\nRelevance per view (MKL without interactions):\n");
+        let _ = writeln!(
+            md,
+            "| p | {} |\n|---|{}",
+            m.views
+                .iter()
+                .map(|v| v.0.as_str())
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "---|".repeat(m.views.len())
+        );
+        for f in m.fits.iter().filter(|f| !f.interactions) {
+            let cells: Vec<String> = f.relevance.iter().map(|(_, s)| format!("{s:.3}")).collect();
+            let _ = writeln!(md, "| {} | {} |", p_label(f.p), cells.join(" | "));
+        }
+        for f in m.fits.iter().filter(|f| f.interactions) {
+            let mut top: Vec<&(String, f64)> = f.relevance.iter().collect();
+            top.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let list: Vec<String> = top
+                .iter()
+                .take(5)
+                .map(|(b, s)| format!("{b} {s:.3}"))
+                .collect();
+            let _ = writeln!(
+                md,
+                "\nWith pair interactions, p = {}: the five most relevant blocks are {}.",
+                p_label(f.p),
+                list.join(", ")
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n![Relevance per view](mfeat_relevance.svg)\n\n(PNG: [mfeat_relevance.png](mfeat_relevance.png).)"
+        );
+    }
     let g = o.gram_bench;
     let _ = writeln!(md, "\n## 5. Throughput on this machine\n");
     let _ = writeln!(
@@ -279,6 +363,11 @@ pub(crate) fn write(o: &Outcome) -> Result<()> {
     write_atomic_bytes(dir.join("interactions.svg"), o.interactions.svg.as_bytes())?;
     let png = crate::cli::png::svg_to_png(&o.interactions.svg, 2.0)?;
     write_atomic_bytes(dir.join("interactions.png"), &png)?;
+    if let Some(m) = o.mfeat {
+        write_atomic_bytes(dir.join("mfeat_relevance.svg"), m.svg.as_bytes())?;
+        let png = crate::cli::png::svg_to_png(&m.svg, 2.0)?;
+        write_atomic_bytes(dir.join("mfeat_relevance.png"), &png)?;
+    }
     let results = serde_json::to_string_pretty(&results_json(o)).unwrap_or_default();
     write_atomic_bytes(dir.join("results.json"), results.as_bytes())?;
     write_atomic_bytes(dir.join("report.md"), markdown(o).as_bytes())
@@ -327,6 +416,33 @@ pub(crate) fn summary(o: &Outcome) -> String {
             f.accuracy,
             f.accuracy_unimodal
         );
+    }
+    if let Some(m) = o.mfeat {
+        let views: Vec<String> = m
+            .views
+            .iter()
+            .map(|(n, _, a, _)| format!("{n} {a:.3}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  Multiple Features: SVM per view {}; average kernel {:.3}",
+            views.join(", "),
+            m.average_accuracy
+        );
+        for f in &m.fits {
+            let _ = writeln!(
+                s,
+                "  Multiple Features: MKL p={:<4}{} accuracy {:.3} ({:.1} s)",
+                p_label(f.p),
+                if f.interactions {
+                    " + pairs"
+                } else {
+                    "        "
+                },
+                f.accuracy,
+                f.seconds
+            );
+        }
     }
     for k in o.kpca {
         let _ = writeln!(
