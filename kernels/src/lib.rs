@@ -27,6 +27,7 @@ pub use tile::{transpose_into, TileMut};
 
 pub use pulp::Arch;
 use pulp::{Simd, WithSimd};
+use std::sync::OnceLock;
 
 /// Per-type entry points of the generic kernels (implementation detail of the dispatch: a
 /// generic `with_simd::<S>` body can only call a kernel for a *concrete* element type).
@@ -248,7 +249,7 @@ simd_op!(LmfBackwardOp<'a, 'b, 'c, 'd> {
 /// assert_eq!(x[2], 0.0);
 /// ```
 pub fn exp_inplace<T: Float>(x: &mut [T]) {
-    exp_inplace_on(Arch::new(), x)
+    exp_inplace_on(arch(), x)
 }
 
 /// [`exp_inplace`] on a given instruction set (tests compare every available one).
@@ -258,7 +259,7 @@ pub fn exp_inplace_on<T: Float>(arch: Arch, x: &mut [T]) {
 
 /// `x[i] = tanh(x[i])`.
 pub fn tanh_inplace<T: Float>(x: &mut [T]) {
-    tanh_inplace_on(Arch::new(), x)
+    tanh_inplace_on(arch(), x)
 }
 
 /// [`tanh_inplace`] on a given instruction set.
@@ -279,7 +280,7 @@ pub fn apply_epilogue<T: Float>(
     row_aux: &[T],
     col_aux: &[T],
 ) {
-    apply_epilogue_on(Arch::new(), tile, ep, row_aux, col_aux)
+    apply_epilogue_on(arch(), tile, ep, row_aux, col_aux)
 }
 
 /// [`apply_epilogue`] on a given instruction set.
@@ -303,7 +304,7 @@ pub fn apply_epilogue_on<T: Float>(
 /// # Panics
 /// If `x.len() != out.len() * d`.
 pub fn sq_norms<T: Float>(x: &[T], d: usize, out: &mut [T]) {
-    sq_norms_on(Arch::new(), x, d, out)
+    sq_norms_on(arch(), x, d, out)
 }
 
 /// [`sq_norms`] on a given instruction set.
@@ -317,7 +318,7 @@ pub fn sq_norms_on<T: Float>(arch: Arch, x: &[T], d: usize, out: &mut [T]) {
 /// # Panics
 /// If `x` or `panel` are too short for the tile.
 pub fn l1_distance_tile<T: Float>(x: &[T], d: usize, panel: &[T], out: &mut TileMut<'_, T>) {
-    l1_distance_tile_on(Arch::new(), x, d, panel, out)
+    l1_distance_tile_on(arch(), x, d, panel, out)
 }
 
 /// [`l1_distance_tile`] on a given instruction set.
@@ -356,7 +357,7 @@ pub fn lmf_fuse<T: Float>(
     bias: &[T],
     out: &mut [T],
 ) {
-    lmf_fuse_on(Arch::new(), a, rank, out_dim, weights, bias, out)
+    lmf_fuse_on(arch(), a, rank, out_dim, weights, bias, out)
 }
 
 /// [`lmf_fuse`] on a given instruction set.
@@ -397,11 +398,11 @@ pub fn lmf_fuse_on<T: Float>(
 /// let mut y = [0.0f64];
 /// let off = [1.0f64];
 /// mmfuse_kernels::lmf_fuse_partial_on(
-///     mmfuse_kernels::Arch::new(), &[&[2.0][..]], Some(&[&off[..]]), 1, 1, Some(&[1.0]), None,
+///     mmfuse_kernels::arch(), &[&[2.0][..]], Some(&[&off[..]]), 1, 1, Some(&[1.0]), None,
 ///     false, &mut y,
 /// );
 /// mmfuse_kernels::lmf_fuse_partial_on(
-///     mmfuse_kernels::Arch::new(), &[&[4.0][..]], None, 1, 1, Some(&[-1.0]), Some(&[0.5]),
+///     mmfuse_kernels::arch(), &[&[4.0][..]], None, 1, 1, Some(&[-1.0]), Some(&[0.5]),
 ///     true, &mut y,
 /// );
 /// assert_eq!(y[0], (2.0 + 1.0) - 4.0 + 0.5);
@@ -442,7 +443,7 @@ pub fn lmf_fuse_partial_on<T: Float>(
 /// let x = [1.0f32, 2.0];
 /// let w = [1.0f32, 10.0, 0.0, 3.0, 30.0, 0.0]; // 2 rows of 3, 2 columns used
 /// let mut out = [0.0f32; 2];
-/// mmfuse_kernels::lmf_project_rows_on(mmfuse_kernels::Arch::new(), &x, 2, &w, 3, 2, &mut out);
+/// mmfuse_kernels::lmf_project_rows_on(mmfuse_kernels::arch(), &x, 2, &w, 3, 2, &mut out);
 /// assert_eq!(out, [7.0, 70.0]);
 /// ```
 ///
@@ -481,7 +482,7 @@ pub fn lmf_project_rows_on<T: Float>(
 /// let a1 = [5.0f32, 7.0];
 /// let off = ([1.0f32, 0.0], [0.0f32, 1.0]);
 /// mmfuse_kernels::lmf_hadamard_on(
-///     mmfuse_kernels::Arch::new(), &mut a0, &[&a1[..]], Some(&[&off.0[..], &off.1[..]]), 2,
+///     mmfuse_kernels::arch(), &mut a0, &[&a1[..]], Some(&[&off.0[..], &off.1[..]]), 2,
 /// );
 /// assert_eq!(a0, [3.0 * 5.0, 3.0 * 8.0]);
 /// ```
@@ -538,7 +539,7 @@ pub fn lmf_fuse_backward<T: Float>(
     gp: &mut [T],
     scratch: &mut [T],
 ) {
-    lmf_fuse_backward_on(Arch::new(), a, rank, out_dim, weights, grad, gp, scratch)
+    lmf_fuse_backward_on(arch(), a, rank, out_dim, weights, grad, gp, scratch)
 }
 
 /// [`lmf_fuse_backward`] on a given instruction set.
@@ -616,4 +617,51 @@ pub fn available_isas() -> Vec<Arch> {
         }
     }
     v
+}
+
+/// The instruction set the engine runs its kernels on: the best this CPU supports
+/// ([`Arch::new`]), unless the environment variable `MMFUSE_ISA` asks for a lower one.
+///
+/// `MMFUSE_ISA` (case-insensitive, surrounding spaces ignored) is read once, on the first call:
+/// - `scalar`: pulp's portable scalar path;
+/// - `v3`: AVX2 + FMA (x86-64-v3);
+/// - `v4`: AVX-512 (x86-64-v4).
+///
+/// A request above what this CPU supports gets the best it does support (`v4` on an AVX2-only
+/// CPU runs `v3`; `v3` or `v4` on a CPU without AVX2, or on another architecture, runs
+/// `scalar`). An unset, empty or unknown value gets the best available, silently (this crate
+/// never prints; compare [`isa_name`]`(arch())` with the request to detect it). The convenience
+/// functions of this crate (the ones without an `arch` argument) and the mmfuse engine use this;
+/// the `*_on` functions run on the instruction set they are given.
+pub fn arch() -> Arch {
+    static ARCH: OnceLock<Arch> = OnceLock::new();
+    *ARCH.get_or_init(|| arch_for(std::env::var("MMFUSE_ISA").ok().as_deref()))
+}
+
+/// The instruction set [`arch`] picks for a value of `MMFUSE_ISA`.
+fn arch_for(request: Option<&str>) -> Arch {
+    let best = Arch::new();
+    let request = request.map(|r| r.trim().to_ascii_lowercase());
+    match request.as_deref() {
+        Some("scalar") => Arch::Scalar,
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        Some("v3") => match best {
+            Arch::V4(simd) => Arch::V3(*simd),
+            other => other,
+        },
+        // "v4" is the best there is; anything else is ignored.
+        _ => best,
+    }
+}
+
+/// The short name of an instruction set: `"v4"` (AVX-512, x86-64-v4), `"v3"` (AVX2 + FMA,
+/// x86-64-v3) or `"scalar"` (pulp's portable fallback, also the only one off x86-64).
+pub fn isa_name(arch: Arch) -> &'static str {
+    match arch {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        Arch::V4(_) => "v4",
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        Arch::V3(_) => "v3",
+        _ => "scalar",
+    }
 }

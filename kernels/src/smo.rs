@@ -108,7 +108,7 @@ pub fn smo_violators_on(
     })
 }
 
-/// [`smo_violators_on`] on the best instruction set of this CPU.
+/// [`smo_violators_on`] on the instruction set of [`crate::arch`].
 pub fn smo_violators(
     out: &[f64],
     y: &[f64],
@@ -116,7 +116,7 @@ pub fn smo_violators(
     up_pen: &[f64],
     low_pen: &[f64],
 ) -> Violators {
-    smo_violators_on(Arch::new(), out, y, scale, up_pen, low_pen)
+    smo_violators_on(crate::arch(), out, y, scale, up_pen, low_pen)
 }
 
 /// The first-order pass: arg-max and min carried per lane, reduced at the end.

@@ -59,7 +59,7 @@ pub fn symmetric_block_is_bad(
     sqrt_diag: Option<&[f64]>,
     slack: f64,
 ) -> bool {
-    symmetric_block_is_bad_on(Arch::new(), data, n, rows, cols, tol, sqrt_diag, slack)
+    symmetric_block_is_bad_on(crate::arch(), data, n, rows, cols, tol, sqrt_diag, slack)
 }
 
 /// [`symmetric_block_is_bad`] on a given instruction set.
