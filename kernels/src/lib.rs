@@ -1,8 +1,48 @@
 //! SIMD micro-kernels of mmfuse: vectorised exp / tanh, Gram tile epilogues, row norms, the
-//! L1-distance block and the low-rank multimodal fusion pass. Slices in, slices out: no
-//! allocation, no threads. Each public function detects the instruction set once per call
-//! (`pulp::Arch`: AVX-512 with `x86-v4`, AVX2 + FMA, or scalar) and runs a kernel compiled for
-//! it. Each has a plain scalar twin in [`reference`].
+//! L1-distance block, the low-rank multimodal fusion passes, the SMO passes and the symmetry
+//! check. Slices in, slices out: no allocation, no threads, no printing. Each kernel has a
+//! plain scalar twin in [`mod@reference`].
+//!
+//! # Instruction sets
+//!
+//! Every kernel `foo` comes as `foo_on(arch, ..)`, run on the `pulp::Arch` it is given (the
+//! tests run each on every one of [`available_isas`]), and `foo(..)`, run on [`arch()`]: the
+//! best this CPU has (AVX-512 with pulp's `x86-v4`, AVX2 + FMA, or scalar) unless the
+//! environment variable `MMFUSE_ISA` asks for a lower one (`v4`, `v3`, `scalar`). The mmfuse
+//! engine uses [`arch()`] too, so `MMFUSE_ISA=scalar` runs the whole engine on the scalar path
+//! (faer's GEMMs excepted: faer picks its own). [`isa_name`] names an instruction set.
+//!
+//! # Writing a kernel
+//!
+//! One pattern for every kernel:
+//!
+//! 1. an argument struct `FooOp` implementing `pulp::WithSimd`, whose `with_simd::<S>` is the
+//!    kernel: argument checks, the loop over `S`'s registers, the scalar tail. It and all it
+//!    calls are `#[inline(always)]`, so that they are compiled inside the function pulp
+//!    compiles with `S`'s target features;
+//! 2. `pub fn foo_on(arch: Arch, ..)` builds the struct and calls `arch.dispatch(..)`, and
+//!    `pub fn foo(..)` is `foo_on(arch(), ..)`;
+//! 3. a scalar twin `reference::foo` with the same contract, and property tests comparing
+//!    `foo_on` on every instruction set with it.
+//!
+//! Kernels generic over the element type (`f32` / `f64`) write the body once, generic over
+//! `S: Simd` and `T: Lanes<S>`, and their `with_simd` calls it through a per-type entry point
+//! of the hidden `SimdKernels` trait (a generic `with_simd::<S>` knows `T: Float` but not
+//! `T: Lanes<S>`; the per-type impls do); the `simd_op!` macro writes such a struct and its
+//! impl. `f64`-only kernels (SMO) write `with_simd` directly. A kernel that needs instructions
+//! pulp's generic `Simd` lacks (the symmetry check's 4 x 4 register transposes and prefetches)
+//! keeps the same struct and dispatch, and specialises inside `with_simd`: the crate-internal
+//! `simd::x86_v3(s)` gives the AVX2 token when `S` is `V3` or `V4` (decided by the type, so a
+//! constant after monomorphisation), and the intrinsic path runs with it; `Scalar` (and odd
+//! arguments) take the scalar path.
+//!
+//! Why this pattern: `Arch::dispatch` with a `WithSimd` body is the only pulp entry point that
+//! compiles one body per instruction set with its target features and also covers `Scalar`,
+//! so generic kernels need it anyway, and using it for the special ones too leaves exactly one
+//! place where an instruction set is chosen: the `arch` argument. Tests then reach every path
+//! of every kernel by iterating over [`available_isas`], `MMFUSE_ISA` reaches them for the
+//! whole engine, and argument checks and edge handling are written once, shared by the vector
+//! and scalar paths, instead of being repeated before a `match` on `Arch`.
 #![warn(missing_docs)]
 
 mod distance;
@@ -19,8 +59,8 @@ pub use distance::{pack_panel, panel_width, PANEL_PAD};
 pub use epilogue::Epilogue;
 pub use simd::Float;
 pub use smo::{
-    smo_axpy2_on, smo_second_choice_on, smo_violators, smo_violators_on, SecondChoice, Violators,
-    SMO_TAU,
+    smo_axpy2, smo_axpy2_on, smo_second_choice, smo_second_choice_on, smo_violators,
+    smo_violators_on, SecondChoice, Violators, SMO_TAU,
 };
 pub use symmetry::{symmetric_block_is_bad, symmetric_block_is_bad_on};
 pub use tile::{transpose_into, TileMut};
@@ -434,6 +474,31 @@ pub fn lmf_fuse_partial_on<T: Float>(
     })
 }
 
+/// [`lmf_fuse_partial_on`] on the instruction set of [`arch`].
+#[allow(clippy::too_many_arguments)]
+pub fn lmf_fuse_partial<T: Float>(
+    a: &[&[T]],
+    offsets: Option<&[&[T]]>,
+    rank: usize,
+    out_dim: usize,
+    weights: Option<&[T]>,
+    bias: Option<&[T]>,
+    accumulate: bool,
+    out: &mut [T],
+) {
+    lmf_fuse_partial_on(
+        arch(),
+        a,
+        offsets,
+        rank,
+        out_dim,
+        weights,
+        bias,
+        accumulate,
+        out,
+    )
+}
+
 /// The projections of a few samples (`rows = out.len() / width`) onto `width` columns of a
 /// row-major factor: `out[n][j] = sum_k x[n][k] w[k * ldw + j]` (`x`: `rows x d` row-major, `w`:
 /// `d` rows `ldw` apart), each sum in `k` order with FMAs from zero. For the smallest batches,
@@ -467,6 +532,18 @@ pub fn lmf_project_rows_on<T: Float>(
         width,
         out,
     })
+}
+
+/// [`lmf_project_rows_on`] on the instruction set of [`arch`].
+pub fn lmf_project_rows<T: Float>(
+    x: &[T],
+    d: usize,
+    w: &[T],
+    ldw: usize,
+    width: usize,
+    out: &mut [T],
+) {
+    lmf_project_rows_on(arch(), x, d, w, ldw, width, out)
 }
 
 /// The Hadamard product over modalities of [`lmf_fuse_partial_on`]'s projections, in place in
@@ -503,6 +580,16 @@ pub fn lmf_hadamard_on<T: Float>(
         offsets,
         width,
     })
+}
+
+/// [`lmf_hadamard_on`] on the instruction set of [`arch`].
+pub fn lmf_hadamard<T: Float>(
+    a0: &mut [T],
+    others: &[&[T]],
+    offsets: Option<&[&[T]]>,
+    width: usize,
+) {
+    lmf_hadamard_on(arch(), a0, others, offsets, width)
 }
 
 /// Scratch length [`lmf_fuse_backward`] needs for `modalities` modalities: one register of the
@@ -601,6 +688,33 @@ pub fn lmf_fuse_backward_partial_on<T: Float>(
         dsum,
         scratch,
     })
+}
+
+/// [`lmf_fuse_backward_partial_on`] on the instruction set of [`arch`].
+#[allow(clippy::too_many_arguments)]
+pub fn lmf_fuse_backward_partial<T: Float>(
+    a: &mut [&mut [T]],
+    offsets: Option<&[&[T]]>,
+    rank: usize,
+    out_dim: usize,
+    weights: &[T],
+    grad: &[T],
+    gp: &mut [T],
+    dsum: Option<&mut [&mut [T]]>,
+    scratch: &mut [T],
+) {
+    lmf_fuse_backward_partial_on(
+        arch(),
+        a,
+        offsets,
+        rank,
+        out_dim,
+        weights,
+        grad,
+        gp,
+        dsum,
+        scratch,
+    )
 }
 
 /// Every instruction set this CPU can run, best last: always `Arch::Scalar`, then AVX2 + FMA
