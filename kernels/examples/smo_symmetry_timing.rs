@@ -1,6 +1,6 @@
 //! Times the SMO passes and the symmetry check on every instruction set of this CPU (best of
 //! several runs), to compare implementations: `cargo run --release -p mmfuse-kernels --example
-//! smo_symmetry_timing`. Not a benchmark suite: one size each, numbers printed, no assertions
+//! smo_symmetry_timing [REPS_SCALE]`. Not a benchmark suite: one size each, numbers printed, no assertions
 //! beyond the results agreeing with the scalar twins.
 
 use mmfuse_kernels::{
@@ -34,6 +34,12 @@ fn best(reps: usize, mut f: impl FnMut()) -> Duration {
 }
 
 fn main() {
+    // An optional argument multiplies the repetitions (on a busy machine, the best of more runs
+    // is closer to the quiet one).
+    let scale: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
 
     // SMO passes over n samples (as one iteration of the MKL solver touches them).
@@ -58,7 +64,7 @@ fn main() {
     let kj: Vec<f64> = (0..n).map(|_| rng.unit()).collect();
     let diag: Vec<f64> = (0..n).map(|_| 1.0 + rng.unit()).collect();
     let want_v = reference::smo_violators(&out, &y, 0.7, &up, &low);
-    let reps = 200;
+    let reps = 200 * scale;
     println!("SMO passes, n = {n}, best of {reps} (microseconds):");
     for arch in available_isas() {
         let name = isa_name(arch);
@@ -107,7 +113,7 @@ fn main() {
     }
     let sd: Vec<f64> = (0..n).map(|i| k[i * n + i].sqrt()).collect();
     let b = 128;
-    let reps = 20;
+    let reps = 20 * scale;
     println!("symmetric_block_is_bad, n = {n} in {b} x {b} blocks, best of {reps} (ms):");
     for arch in available_isas() {
         let name = isa_name(arch);

@@ -33,8 +33,10 @@
 //! pulp's generic `Simd` lacks (the symmetry check's 4 x 4 register transposes and prefetches)
 //! keeps the same struct and dispatch, and specialises inside `with_simd`: the crate-internal
 //! `simd::x86_v3(s)` gives the AVX2 token when `S` is `V3` or `V4` (decided by the type, so a
-//! constant after monomorphisation), and the intrinsic path runs with it; `Scalar` (and odd
-//! arguments) take the scalar path.
+//! constant after monomorphisation), and the intrinsic path runs with it (entering it through
+//! `V3::vectorize` when it should be compiled as a function of its own, with exactly AVX2's
+//! features: measured faster for the symmetry check than inlined under AVX-512); `Scalar`
+//! (and odd arguments) take the scalar path.
 //!
 //! Why this pattern: `Arch::dispatch` with a `WithSimd` body is the only pulp entry point that
 //! compiles one body per instruction set with its target features and also covers `Scalar`,
