@@ -1,8 +1,50 @@
 //! SIMD micro-kernels of mmfuse: vectorised exp / tanh, Gram tile epilogues, row norms, the
-//! L1-distance block and the low-rank multimodal fusion pass. Slices in, slices out: no
-//! allocation, no threads. Each public function detects the instruction set once per call
-//! (`pulp::Arch`: AVX-512 with `x86-v4`, AVX2 + FMA, or scalar) and runs a kernel compiled for
-//! it. Each has a plain scalar twin in [`reference`].
+//! L1-distance block, the low-rank multimodal fusion passes, the SMO passes and the symmetry
+//! check. Slices in, slices out: no allocation, no threads, no printing. Each kernel has a
+//! plain scalar twin in [`mod@reference`].
+//!
+//! # Instruction sets
+//!
+//! Every kernel `foo` comes as `foo_on(arch, ..)`, run on the `pulp::Arch` it is given (the
+//! tests run each on every one of [`available_isas`]), and `foo(..)`, run on [`arch()`]: the
+//! best this CPU has (AVX-512 with pulp's `x86-v4`, AVX2 + FMA, or scalar) unless the
+//! environment variable `MMFUSE_ISA` asks for a lower one (`v4`, `v3`, `scalar`). The mmfuse
+//! engine uses [`arch()`] too, so `MMFUSE_ISA=scalar` runs the whole engine on the scalar path
+//! (faer's GEMMs excepted: faer picks its own). [`isa_name`] names an instruction set.
+//!
+//! # Writing a kernel
+//!
+//! One pattern for every kernel:
+//!
+//! 1. an argument struct `FooOp` implementing `pulp::WithSimd`, whose `with_simd::<S>` is the
+//!    kernel: argument checks, the loop over `S`'s registers, the scalar tail. It and all it
+//!    calls are `#[inline(always)]`, so that they are compiled inside the function pulp
+//!    compiles with `S`'s target features;
+//! 2. `pub fn foo_on(arch: Arch, ..)` builds the struct and calls `arch.dispatch(..)`, and
+//!    `pub fn foo(..)` is `foo_on(arch(), ..)`;
+//! 3. a scalar twin `reference::foo` with the same contract, and property tests comparing
+//!    `foo_on` on every instruction set with it.
+//!
+//! Kernels generic over the element type (`f32` / `f64`) write the body once, generic over
+//! `S: Simd` and `T: Lanes<S>`, and their `with_simd` calls it through a per-type entry point
+//! of the hidden `SimdKernels` trait (a generic `with_simd::<S>` knows `T: Float` but not
+//! `T: Lanes<S>`; the per-type impls do); the `simd_op!` macro writes such a struct and its
+//! impl. `f64`-only kernels (SMO) write `with_simd` directly. A kernel that needs instructions
+//! pulp's generic `Simd` lacks (the symmetry check's 4 x 4 register transposes and prefetches)
+//! keeps the same struct and dispatch, and specialises inside `with_simd`: the crate-internal
+//! `simd::x86_v3(s)` gives the AVX2 token when `S` is `V3` or `V4` (decided by the type, so a
+//! constant after monomorphisation), and the intrinsic path runs with it (entering it through
+//! `V3::vectorize` when it should be compiled as a function of its own, with exactly AVX2's
+//! features: measured faster for the symmetry check than inlined under AVX-512); `Scalar`
+//! (and odd arguments) take the scalar path.
+//!
+//! Why this pattern: `Arch::dispatch` with a `WithSimd` body is the only pulp entry point that
+//! compiles one body per instruction set with its target features and also covers `Scalar`,
+//! so generic kernels need it anyway, and using it for the special ones too leaves exactly one
+//! place where an instruction set is chosen: the `arch` argument. Tests then reach every path
+//! of every kernel by iterating over [`available_isas`], `MMFUSE_ISA` reaches them for the
+//! whole engine, and argument checks and edge handling are written once, shared by the vector
+//! and scalar paths, instead of being repeated before a `match` on `Arch`.
 #![warn(missing_docs)]
 
 mod distance;
@@ -19,14 +61,15 @@ pub use distance::{pack_panel, panel_width, PANEL_PAD};
 pub use epilogue::Epilogue;
 pub use simd::Float;
 pub use smo::{
-    smo_axpy2_on, smo_second_choice_on, smo_violators, smo_violators_on, SecondChoice, Violators,
-    SMO_TAU,
+    smo_axpy2, smo_axpy2_on, smo_second_choice, smo_second_choice_on, smo_violators,
+    smo_violators_on, SecondChoice, Violators, SMO_TAU,
 };
 pub use symmetry::{symmetric_block_is_bad, symmetric_block_is_bad_on};
 pub use tile::{transpose_into, TileMut};
 
 pub use pulp::Arch;
 use pulp::{Simd, WithSimd};
+use std::sync::OnceLock;
 
 /// Per-type entry points of the generic kernels (implementation detail of the dispatch: a
 /// generic `with_simd::<S>` body can only call a kernel for a *concrete* element type).
@@ -248,7 +291,7 @@ simd_op!(LmfBackwardOp<'a, 'b, 'c, 'd> {
 /// assert_eq!(x[2], 0.0);
 /// ```
 pub fn exp_inplace<T: Float>(x: &mut [T]) {
-    exp_inplace_on(Arch::new(), x)
+    exp_inplace_on(arch(), x)
 }
 
 /// [`exp_inplace`] on a given instruction set (tests compare every available one).
@@ -258,7 +301,7 @@ pub fn exp_inplace_on<T: Float>(arch: Arch, x: &mut [T]) {
 
 /// `x[i] = tanh(x[i])`.
 pub fn tanh_inplace<T: Float>(x: &mut [T]) {
-    tanh_inplace_on(Arch::new(), x)
+    tanh_inplace_on(arch(), x)
 }
 
 /// [`tanh_inplace`] on a given instruction set.
@@ -279,7 +322,7 @@ pub fn apply_epilogue<T: Float>(
     row_aux: &[T],
     col_aux: &[T],
 ) {
-    apply_epilogue_on(Arch::new(), tile, ep, row_aux, col_aux)
+    apply_epilogue_on(arch(), tile, ep, row_aux, col_aux)
 }
 
 /// [`apply_epilogue`] on a given instruction set.
@@ -303,7 +346,7 @@ pub fn apply_epilogue_on<T: Float>(
 /// # Panics
 /// If `x.len() != out.len() * d`.
 pub fn sq_norms<T: Float>(x: &[T], d: usize, out: &mut [T]) {
-    sq_norms_on(Arch::new(), x, d, out)
+    sq_norms_on(arch(), x, d, out)
 }
 
 /// [`sq_norms`] on a given instruction set.
@@ -317,7 +360,7 @@ pub fn sq_norms_on<T: Float>(arch: Arch, x: &[T], d: usize, out: &mut [T]) {
 /// # Panics
 /// If `x` or `panel` are too short for the tile.
 pub fn l1_distance_tile<T: Float>(x: &[T], d: usize, panel: &[T], out: &mut TileMut<'_, T>) {
-    l1_distance_tile_on(Arch::new(), x, d, panel, out)
+    l1_distance_tile_on(arch(), x, d, panel, out)
 }
 
 /// [`l1_distance_tile`] on a given instruction set.
@@ -356,7 +399,7 @@ pub fn lmf_fuse<T: Float>(
     bias: &[T],
     out: &mut [T],
 ) {
-    lmf_fuse_on(Arch::new(), a, rank, out_dim, weights, bias, out)
+    lmf_fuse_on(arch(), a, rank, out_dim, weights, bias, out)
 }
 
 /// [`lmf_fuse`] on a given instruction set.
@@ -397,11 +440,11 @@ pub fn lmf_fuse_on<T: Float>(
 /// let mut y = [0.0f64];
 /// let off = [1.0f64];
 /// mmfuse_kernels::lmf_fuse_partial_on(
-///     mmfuse_kernels::Arch::new(), &[&[2.0][..]], Some(&[&off[..]]), 1, 1, Some(&[1.0]), None,
+///     mmfuse_kernels::arch(), &[&[2.0][..]], Some(&[&off[..]]), 1, 1, Some(&[1.0]), None,
 ///     false, &mut y,
 /// );
 /// mmfuse_kernels::lmf_fuse_partial_on(
-///     mmfuse_kernels::Arch::new(), &[&[4.0][..]], None, 1, 1, Some(&[-1.0]), Some(&[0.5]),
+///     mmfuse_kernels::arch(), &[&[4.0][..]], None, 1, 1, Some(&[-1.0]), Some(&[0.5]),
 ///     true, &mut y,
 /// );
 /// assert_eq!(y[0], (2.0 + 1.0) - 4.0 + 0.5);
@@ -433,6 +476,31 @@ pub fn lmf_fuse_partial_on<T: Float>(
     })
 }
 
+/// [`lmf_fuse_partial_on`] on the instruction set of [`arch`].
+#[allow(clippy::too_many_arguments)]
+pub fn lmf_fuse_partial<T: Float>(
+    a: &[&[T]],
+    offsets: Option<&[&[T]]>,
+    rank: usize,
+    out_dim: usize,
+    weights: Option<&[T]>,
+    bias: Option<&[T]>,
+    accumulate: bool,
+    out: &mut [T],
+) {
+    lmf_fuse_partial_on(
+        arch(),
+        a,
+        offsets,
+        rank,
+        out_dim,
+        weights,
+        bias,
+        accumulate,
+        out,
+    )
+}
+
 /// The projections of a few samples (`rows = out.len() / width`) onto `width` columns of a
 /// row-major factor: `out[n][j] = sum_k x[n][k] w[k * ldw + j]` (`x`: `rows x d` row-major, `w`:
 /// `d` rows `ldw` apart), each sum in `k` order with FMAs from zero. For the smallest batches,
@@ -442,7 +510,7 @@ pub fn lmf_fuse_partial_on<T: Float>(
 /// let x = [1.0f32, 2.0];
 /// let w = [1.0f32, 10.0, 0.0, 3.0, 30.0, 0.0]; // 2 rows of 3, 2 columns used
 /// let mut out = [0.0f32; 2];
-/// mmfuse_kernels::lmf_project_rows_on(mmfuse_kernels::Arch::new(), &x, 2, &w, 3, 2, &mut out);
+/// mmfuse_kernels::lmf_project_rows_on(mmfuse_kernels::arch(), &x, 2, &w, 3, 2, &mut out);
 /// assert_eq!(out, [7.0, 70.0]);
 /// ```
 ///
@@ -468,6 +536,18 @@ pub fn lmf_project_rows_on<T: Float>(
     })
 }
 
+/// [`lmf_project_rows_on`] on the instruction set of [`arch`].
+pub fn lmf_project_rows<T: Float>(
+    x: &[T],
+    d: usize,
+    w: &[T],
+    ldw: usize,
+    width: usize,
+    out: &mut [T],
+) {
+    lmf_project_rows_on(arch(), x, d, w, ldw, width, out)
+}
+
 /// The Hadamard product over modalities of [`lmf_fuse_partial_on`]'s projections, in place in
 /// the first modality's buffer: for rows of `width` values,
 /// `a0[n][j] = (a0[n][j] + offsets[0][j]) * prod_{m >= 1} (others[m - 1][n][j] + offsets[m][j])`
@@ -481,7 +561,7 @@ pub fn lmf_project_rows_on<T: Float>(
 /// let a1 = [5.0f32, 7.0];
 /// let off = ([1.0f32, 0.0], [0.0f32, 1.0]);
 /// mmfuse_kernels::lmf_hadamard_on(
-///     mmfuse_kernels::Arch::new(), &mut a0, &[&a1[..]], Some(&[&off.0[..], &off.1[..]]), 2,
+///     mmfuse_kernels::arch(), &mut a0, &[&a1[..]], Some(&[&off.0[..], &off.1[..]]), 2,
 /// );
 /// assert_eq!(a0, [3.0 * 5.0, 3.0 * 8.0]);
 /// ```
@@ -502,6 +582,16 @@ pub fn lmf_hadamard_on<T: Float>(
         offsets,
         width,
     })
+}
+
+/// [`lmf_hadamard_on`] on the instruction set of [`arch`].
+pub fn lmf_hadamard<T: Float>(
+    a0: &mut [T],
+    others: &[&[T]],
+    offsets: Option<&[&[T]]>,
+    width: usize,
+) {
+    lmf_hadamard_on(arch(), a0, others, offsets, width)
 }
 
 /// Scratch length [`lmf_fuse_backward`] needs for `modalities` modalities: one register of the
@@ -538,7 +628,7 @@ pub fn lmf_fuse_backward<T: Float>(
     gp: &mut [T],
     scratch: &mut [T],
 ) {
-    lmf_fuse_backward_on(Arch::new(), a, rank, out_dim, weights, grad, gp, scratch)
+    lmf_fuse_backward_on(arch(), a, rank, out_dim, weights, grad, gp, scratch)
 }
 
 /// [`lmf_fuse_backward`] on a given instruction set.
@@ -602,6 +692,33 @@ pub fn lmf_fuse_backward_partial_on<T: Float>(
     })
 }
 
+/// [`lmf_fuse_backward_partial_on`] on the instruction set of [`arch`].
+#[allow(clippy::too_many_arguments)]
+pub fn lmf_fuse_backward_partial<T: Float>(
+    a: &mut [&mut [T]],
+    offsets: Option<&[&[T]]>,
+    rank: usize,
+    out_dim: usize,
+    weights: &[T],
+    grad: &[T],
+    gp: &mut [T],
+    dsum: Option<&mut [&mut [T]]>,
+    scratch: &mut [T],
+) {
+    lmf_fuse_backward_partial_on(
+        arch(),
+        a,
+        offsets,
+        rank,
+        out_dim,
+        weights,
+        grad,
+        gp,
+        dsum,
+        scratch,
+    )
+}
+
 /// Every instruction set this CPU can run, best last: always `Arch::Scalar`, then AVX2 + FMA
 /// and AVX-512 where available. Tests run each kernel on all of them.
 pub fn available_isas() -> Vec<Arch> {
@@ -616,4 +733,51 @@ pub fn available_isas() -> Vec<Arch> {
         }
     }
     v
+}
+
+/// The instruction set the engine runs its kernels on: the best this CPU supports
+/// ([`Arch::new`]), unless the environment variable `MMFUSE_ISA` asks for a lower one.
+///
+/// `MMFUSE_ISA` (case-insensitive, surrounding spaces ignored) is read once, on the first call:
+/// - `scalar`: pulp's portable scalar path;
+/// - `v3`: AVX2 + FMA (x86-64-v3);
+/// - `v4`: AVX-512 (x86-64-v4).
+///
+/// A request above what this CPU supports gets the best it does support (`v4` on an AVX2-only
+/// CPU runs `v3`; `v3` or `v4` on a CPU without AVX2, or on another architecture, runs
+/// `scalar`). An unset, empty or unknown value gets the best available, silently (this crate
+/// never prints; compare [`isa_name`]`(arch())` with the request to detect it). The convenience
+/// functions of this crate (the ones without an `arch` argument) and the mmfuse engine use this;
+/// the `*_on` functions run on the instruction set they are given.
+pub fn arch() -> Arch {
+    static ARCH: OnceLock<Arch> = OnceLock::new();
+    *ARCH.get_or_init(|| arch_for(std::env::var("MMFUSE_ISA").ok().as_deref()))
+}
+
+/// The instruction set [`arch`] picks for a value of `MMFUSE_ISA`.
+fn arch_for(request: Option<&str>) -> Arch {
+    let best = Arch::new();
+    let request = request.map(|r| r.trim().to_ascii_lowercase());
+    match request.as_deref() {
+        Some("scalar") => Arch::Scalar,
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        Some("v3") => match best {
+            Arch::V4(simd) => Arch::V3(*simd),
+            other => other,
+        },
+        // "v4" is the best there is; anything else is ignored.
+        _ => best,
+    }
+}
+
+/// The short name of an instruction set: `"v4"` (AVX-512, x86-64-v4), `"v3"` (AVX2 + FMA,
+/// x86-64-v3) or `"scalar"` (pulp's portable fallback, also the only one off x86-64).
+pub fn isa_name(arch: Arch) -> &'static str {
+    match arch {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        Arch::V4(_) => "v4",
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        Arch::V3(_) => "v3",
+        _ => "scalar",
+    }
 }

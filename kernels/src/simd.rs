@@ -324,3 +324,43 @@ impl<S: Simd> Lanes<S> for f64 {
         s.transmute_f64s_u64s(s.mul_u64s(biased, s.splat_u64s(1u64 << 52)))
     }
 }
+
+/// The AVX2 + FMA token when the instruction set pulp dispatched to is `V3` or `V4` (AVX-512
+/// includes AVX2), `None` on `Scalar`: how a kernel that needs instructions pulp's generic
+/// [`Simd`] lacks (shuffles, permutes, prefetch) specialises inside its
+/// `WithSimd::with_simd::<S>`. Decided by the concrete type `S`, so after monomorphisation it
+/// is a constant and the other branch is compiled out; the intrinsics called with the token
+/// must be `#[inline(always)]` so that they land in the body pulp compiled with `S`'s target
+/// features.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn x86_v3<S: Simd>(s: S) -> Option<pulp::x86::V3> {
+    use core::any::Any;
+    let s: &dyn Any = &s;
+    if let Some(&v3) = s.downcast_ref::<pulp::x86::V3>() {
+        return Some(v3);
+    }
+    s.downcast_ref::<pulp::x86::V4>().map(|v4| **v4)
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use pulp::Arch;
+
+    /// The special kernels' token: there exactly when pulp dispatches to V3 or V4.
+    #[test]
+    fn x86_v3_token_follows_the_dispatch() {
+        struct Probe;
+        impl pulp::WithSimd for Probe {
+            type Output = bool;
+            #[inline(always)]
+            fn with_simd<S: pulp::Simd>(self, s: S) -> bool {
+                super::x86_v3(s).is_some()
+            }
+        }
+        for arch in crate::available_isas() {
+            let want = !matches!(arch, Arch::Scalar);
+            assert_eq!(arch.dispatch(Probe), want, "{}", crate::isa_name(arch));
+        }
+    }
+}

@@ -99,7 +99,7 @@ pub fn smo_violators_on(
     up_pen: &[f64],
     low_pen: &[f64],
 ) -> Violators {
-    arch.dispatch(ViolatorsPass {
+    arch.dispatch(ViolatorsOp {
         out,
         y,
         scale,
@@ -108,7 +108,7 @@ pub fn smo_violators_on(
     })
 }
 
-/// [`smo_violators_on`] on the best instruction set of this CPU.
+/// [`smo_violators_on`] on the instruction set of [`crate::arch`].
 pub fn smo_violators(
     out: &[f64],
     y: &[f64],
@@ -116,11 +116,12 @@ pub fn smo_violators(
     up_pen: &[f64],
     low_pen: &[f64],
 ) -> Violators {
-    smo_violators_on(Arch::new(), out, y, scale, up_pen, low_pen)
+    smo_violators_on(crate::arch(), out, y, scale, up_pen, low_pen)
 }
 
-/// The first-order pass: arg-max and min carried per lane, reduced at the end.
-struct ViolatorsPass<'a> {
+/// [`smo_violators_on`]'s arguments, for pulp's dispatch. The first-order pass: arg-max and
+/// min carried per lane, reduced at the end.
+struct ViolatorsOp<'a> {
     out: &'a [f64],
     y: &'a [f64],
     scale: f64,
@@ -128,7 +129,7 @@ struct ViolatorsPass<'a> {
     low_pen: &'a [f64],
 }
 
-impl WithSimd for ViolatorsPass<'_> {
+impl WithSimd for ViolatorsOp<'_> {
     type Output = Violators;
 
     #[inline(always)]
@@ -187,44 +188,52 @@ impl WithSimd for ViolatorsPass<'_> {
 /// # Panics
 /// If the slices differ in length.
 pub fn smo_axpy2_on(arch: Arch, out: &mut [f64], ki: &[f64], dai: f64, kj: &[f64], daj: f64) {
-    struct Axpy2<'a> {
-        out: &'a mut [f64],
-        ki: &'a [f64],
-        dai: f64,
-        kj: &'a [f64],
-        daj: f64,
-    }
-    impl WithSimd for Axpy2<'_> {
-        type Output = ();
-        #[inline(always)]
-        fn with_simd<S: Simd>(self, s: S) {
-            let n = self.out.len();
-            assert!(
-                self.ki.len() == n && self.kj.len() == n,
-                "smo axpy2: lengths"
-            );
-            let split = n - n % lanes::<S>();
-            let (out_h, out_t) = self.out.split_at_mut(split);
-            let (out_h, _) = S::as_mut_simd_f64s(out_h);
-            let (ki_h, _) = S::as_simd_f64s(&self.ki[..split]);
-            let (kj_h, _) = S::as_simd_f64s(&self.kj[..split]);
-            let (dai, daj) = (s.splat_f64s(self.dai), s.splat_f64s(self.daj));
-            for c in 0..out_h.len() {
-                let inc = s.add_f64s(s.mul_f64s(ki_h[c], dai), s.mul_f64s(kj_h[c], daj));
-                out_h[c] = s.add_f64s(out_h[c], inc);
-            }
-            for (k, o) in out_t.iter_mut().enumerate() {
-                *o += self.ki[split + k] * self.dai + self.kj[split + k] * self.daj;
-            }
-        }
-    }
-    arch.dispatch(Axpy2 {
+    arch.dispatch(Axpy2Op {
         out,
         ki,
         dai,
         kj,
         daj,
     })
+}
+
+/// [`smo_axpy2_on`] on the instruction set of [`crate::arch`].
+pub fn smo_axpy2(out: &mut [f64], ki: &[f64], dai: f64, kj: &[f64], daj: f64) {
+    smo_axpy2_on(crate::arch(), out, ki, dai, kj, daj)
+}
+
+/// [`smo_axpy2_on`]'s arguments, for pulp's dispatch.
+struct Axpy2Op<'a> {
+    out: &'a mut [f64],
+    ki: &'a [f64],
+    dai: f64,
+    kj: &'a [f64],
+    daj: f64,
+}
+
+impl WithSimd for Axpy2Op<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) {
+        let n = self.out.len();
+        assert!(
+            self.ki.len() == n && self.kj.len() == n,
+            "smo axpy2: lengths"
+        );
+        let split = n - n % lanes::<S>();
+        let (out_h, out_t) = self.out.split_at_mut(split);
+        let (out_h, _) = S::as_mut_simd_f64s(out_h);
+        let (ki_h, _) = S::as_simd_f64s(&self.ki[..split]);
+        let (kj_h, _) = S::as_simd_f64s(&self.kj[..split]);
+        let (dai, daj) = (s.splat_f64s(self.dai), s.splat_f64s(self.daj));
+        for c in 0..out_h.len() {
+            let inc = s.add_f64s(s.mul_f64s(ki_h[c], dai), s.mul_f64s(kj_h[c], daj));
+            out_h[c] = s.add_f64s(out_h[c], inc);
+        }
+        for (k, o) in out_t.iter_mut().enumerate() {
+            *o += self.ki[split + k] * self.dai + self.kj[split + k] * self.daj;
+        }
+    }
 }
 
 /// libsvm's second-order choice of the second variable (see [`SecondChoice`]), given the first
@@ -246,87 +255,7 @@ pub fn smo_second_choice_on(
     low_pen: &[f64],
     up_max: f64,
 ) -> SecondChoice {
-    struct Second<'a> {
-        ki: &'a [f64],
-        kscale: f64,
-        diag_i: f64,
-        diag: &'a [f64],
-        out: &'a [f64],
-        y: &'a [f64],
-        scale: f64,
-        low_pen: &'a [f64],
-        up_max: f64,
-    }
-    impl WithSimd for Second<'_> {
-        type Output = SecondChoice;
-        #[inline(always)]
-        fn with_simd<S: Simd>(self, s: S) -> SecondChoice {
-            let n = self.out.len();
-            assert!(
-                self.ki.len() == n
-                    && self.diag.len() == n
-                    && self.y.len() == n
-                    && self.low_pen.len() == n,
-                "smo second choice: lengths"
-            );
-            let l = lanes::<S>();
-            let split = n - n % l;
-            let (ki_h, _) = S::as_simd_f64s(&self.ki[..split]);
-            let (diag_h, _) = S::as_simd_f64s(&self.diag[..split]);
-            let (out_h, _) = S::as_simd_f64s(&self.out[..split]);
-            let (y_h, _) = S::as_simd_f64s(&self.y[..split]);
-            let (low_h, _) = S::as_simd_f64s(&self.low_pen[..split]);
-            let (kscale, scale) = (s.splat_f64s(self.kscale), s.splat_f64s(self.scale));
-            let (diag_i, up_max) = (s.splat_f64s(self.diag_i), s.splat_f64s(self.up_max));
-            let (zero, two, tau) = (s.splat_f64s(0.0), s.splat_f64s(2.0), s.splat_f64s(SMO_TAU));
-            let inf = s.splat_f64s(f64::INFINITY);
-            let step = s.splat_f64s(l as f64);
-            let mut idx = S::as_simd_f64s(&IOTA[..l]).0[0];
-            let mut best = inf;
-            let mut best_idx = s.splat_f64s(f64::MAX);
-            for c in 0..out_h.len() {
-                let v = s.sub_f64s(y_h[c], s.mul_f64s(scale, out_h[c]));
-                let b = s.sub_f64s(up_max, v);
-                let curv = s.sub_f64s(
-                    s.add_f64s(diag_i, diag_h[c]),
-                    s.mul_f64s(two, s.mul_f64s(kscale, ki_h[c])),
-                );
-                let curv = s.select_f64s(s.greater_than_f64s(curv, zero), curv, tau);
-                let obj = s.neg_f64s(s.div_f64s(s.mul_f64s(b, b), curv));
-                // Candidates: in I_low (penalty 0) with b > 0.
-                let ok = s.and_m64s(
-                    s.greater_than_f64s(b, zero),
-                    s.less_than_f64s(low_h[c], inf),
-                );
-                let key = s.select_f64s(ok, obj, inf);
-                let lt = s.less_than_f64s(key, best);
-                best = s.select_f64s(lt, key, best);
-                best_idx = s.select_f64s(lt, idx, best_idx);
-                idx = s.add_f64s(idx, step);
-            }
-            let (mut objective, mut arg) = reduce_arg(s, best, best_idx, |a, b| a < b);
-            for t in split..n {
-                if self.low_pen[t] < f64::INFINITY {
-                    let v = self.y[t] - self.scale * self.out[t];
-                    let b = self.up_max - v;
-                    if b > 0.0 {
-                        let curv = (self.diag_i + self.diag[t]) - 2.0 * (self.kscale * self.ki[t]);
-                        let curv = if curv > 0.0 { curv } else { SMO_TAU };
-                        let obj = -(b * b / curv);
-                        if obj < objective {
-                            objective = obj;
-                            arg = t;
-                        }
-                    }
-                }
-            }
-            if objective == f64::INFINITY {
-                arg = usize::MAX;
-            }
-            SecondChoice { arg, objective }
-        }
-    }
-    arch.dispatch(Second {
+    arch.dispatch(SecondChoiceOp {
         ki,
         kscale,
         diag_i,
@@ -337,4 +266,114 @@ pub fn smo_second_choice_on(
         low_pen,
         up_max,
     })
+}
+
+/// [`smo_second_choice_on`] on the instruction set of [`crate::arch`].
+#[allow(clippy::too_many_arguments)]
+pub fn smo_second_choice(
+    ki: &[f64],
+    kscale: f64,
+    diag_i: f64,
+    diag: &[f64],
+    out: &[f64],
+    y: &[f64],
+    scale: f64,
+    low_pen: &[f64],
+    up_max: f64,
+) -> SecondChoice {
+    smo_second_choice_on(
+        crate::arch(),
+        ki,
+        kscale,
+        diag_i,
+        diag,
+        out,
+        y,
+        scale,
+        low_pen,
+        up_max,
+    )
+}
+
+/// [`smo_second_choice_on`]'s arguments, for pulp's dispatch.
+struct SecondChoiceOp<'a> {
+    ki: &'a [f64],
+    kscale: f64,
+    diag_i: f64,
+    diag: &'a [f64],
+    out: &'a [f64],
+    y: &'a [f64],
+    scale: f64,
+    low_pen: &'a [f64],
+    up_max: f64,
+}
+
+impl WithSimd for SecondChoiceOp<'_> {
+    type Output = SecondChoice;
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> SecondChoice {
+        let n = self.out.len();
+        assert!(
+            self.ki.len() == n
+                && self.diag.len() == n
+                && self.y.len() == n
+                && self.low_pen.len() == n,
+            "smo second choice: lengths"
+        );
+        let l = lanes::<S>();
+        let split = n - n % l;
+        let (ki_h, _) = S::as_simd_f64s(&self.ki[..split]);
+        let (diag_h, _) = S::as_simd_f64s(&self.diag[..split]);
+        let (out_h, _) = S::as_simd_f64s(&self.out[..split]);
+        let (y_h, _) = S::as_simd_f64s(&self.y[..split]);
+        let (low_h, _) = S::as_simd_f64s(&self.low_pen[..split]);
+        let (kscale, scale) = (s.splat_f64s(self.kscale), s.splat_f64s(self.scale));
+        let (diag_i, up_max) = (s.splat_f64s(self.diag_i), s.splat_f64s(self.up_max));
+        let (zero, two, tau) = (s.splat_f64s(0.0), s.splat_f64s(2.0), s.splat_f64s(SMO_TAU));
+        let inf = s.splat_f64s(f64::INFINITY);
+        let step = s.splat_f64s(l as f64);
+        let mut idx = S::as_simd_f64s(&IOTA[..l]).0[0];
+        let mut best = inf;
+        let mut best_idx = s.splat_f64s(f64::MAX);
+        for c in 0..out_h.len() {
+            let v = s.sub_f64s(y_h[c], s.mul_f64s(scale, out_h[c]));
+            let b = s.sub_f64s(up_max, v);
+            let curv = s.sub_f64s(
+                s.add_f64s(diag_i, diag_h[c]),
+                s.mul_f64s(two, s.mul_f64s(kscale, ki_h[c])),
+            );
+            let curv = s.select_f64s(s.greater_than_f64s(curv, zero), curv, tau);
+            let obj = s.neg_f64s(s.div_f64s(s.mul_f64s(b, b), curv));
+            // Candidates: in I_low (penalty 0) with b > 0.
+            let ok = s.and_m64s(
+                s.greater_than_f64s(b, zero),
+                s.less_than_f64s(low_h[c], inf),
+            );
+            let key = s.select_f64s(ok, obj, inf);
+            let lt = s.less_than_f64s(key, best);
+            best = s.select_f64s(lt, key, best);
+            best_idx = s.select_f64s(lt, idx, best_idx);
+            idx = s.add_f64s(idx, step);
+        }
+        let (mut objective, mut arg) = reduce_arg(s, best, best_idx, |a, b| a < b);
+        for t in split..n {
+            if self.low_pen[t] < f64::INFINITY {
+                let v = self.y[t] - self.scale * self.out[t];
+                let b = self.up_max - v;
+                if b > 0.0 {
+                    let curv = (self.diag_i + self.diag[t]) - 2.0 * (self.kscale * self.ki[t]);
+                    let curv = if curv > 0.0 { curv } else { SMO_TAU };
+                    let obj = -(b * b / curv);
+                    if obj < objective {
+                        objective = obj;
+                        arg = t;
+                    }
+                }
+            }
+        }
+        if objective == f64::INFINITY {
+            arg = usize::MAX;
+        }
+        SecondChoice { arg, objective }
+    }
 }

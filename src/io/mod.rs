@@ -11,6 +11,7 @@
 pub mod atomic;
 pub mod csv;
 pub mod npy;
+mod npy_header;
 pub mod npz;
 
 use std::io::Read;

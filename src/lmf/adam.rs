@@ -251,7 +251,8 @@ fn update_par<T: Real>(
 /// Written as straight loops over equal-length slices, without branches, so that the compiler
 /// vectorises them (a training step of a 16 x 128 model spends a tenth of its time here when
 /// scalar); the operations and their order are those of the formulas above, element by element.
-/// The loops run inside pulp's dispatch to the best instruction set, so that they are compiled
+/// The loops run inside pulp's dispatch to the engine's instruction set (`mmfuse_kernels::arch`,
+/// the best available unless `MMFUSE_ISA` asks for less), so that they are compiled
 /// (and vectorised) for AVX2 / AVX-512 where the CPU has them, not for the baseline's SSE2.
 fn update<T: Real>(
     k: &Coeffs<T>,
@@ -261,7 +262,7 @@ fn update<T: Real>(
     v: &mut [T],
     out: &mut [T],
 ) -> bool {
-    pulp::Arch::new().dispatch(UpdateOp { k, p, g, m, v, out })
+    mmfuse_kernels::arch().dispatch(UpdateOp { k, p, g, m, v, out })
 }
 
 /// [`update`]'s arguments, for pulp's dispatch.

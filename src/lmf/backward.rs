@@ -625,7 +625,7 @@ impl<T: Real> LmfModel<T> {
         grad_output: MatRef<'_, T>,
         opts: &LmfOptions,
     ) -> Result<LmfGradients<T>> {
-        self.backward_impl(Arch::new(), xs, grad_output, opts, true)
+        self.backward_impl(mmfuse_kernels::arch(), xs, grad_output, opts, true)
     }
 
     /// [`LmfModel::backward`] with the SIMD passes on a given instruction set.
@@ -647,7 +647,7 @@ impl<T: Real> LmfModel<T> {
         grad_output: MatRef<'_, T>,
         opts: &LmfOptions,
     ) -> Result<LmfGradients<T>> {
-        self.backward_impl(Arch::new(), xs, grad_output, opts, false)
+        self.backward_impl(mmfuse_kernels::arch(), xs, grad_output, opts, false)
     }
 
     fn backward_impl(
@@ -707,7 +707,7 @@ impl<T: Real> LmfModel<T> {
         let value = opts.install(|| {
             let mut ws = Cached::<Workspace<T>>::take();
             loss_step(
-                Arch::new(),
+                mmfuse_kernels::arch(),
                 &f,
                 &slices,
                 &t,

@@ -197,7 +197,7 @@ impl<T: Real> LmfModel<T> {
     /// # Ok::<(), mmfuse::Error>(())
     /// ```
     pub fn forward(&self, xs: &[MatRef<'_, T>], opts: &LmfOptions) -> Result<Matrix<T>> {
-        self.forward_on(Arch::new(), xs, opts)
+        self.forward_on(mmfuse_kernels::arch(), xs, opts)
     }
 
     /// [`LmfModel::forward`] with the SIMD pass on a given instruction set (tests compare every
@@ -265,7 +265,7 @@ impl<T: Real> PrescaledLmf<T> {
 
     /// Outputs for inputs in the model's order; same checks as [`LmfModel::forward`].
     pub fn forward(&self, xs: &[MatRef<'_, T>], opts: &LmfOptions) -> Result<Matrix<T>> {
-        self.forward_on(Arch::new(), xs, opts)
+        self.forward_on(mmfuse_kernels::arch(), xs, opts)
     }
 
     /// [`PrescaledLmf::forward`] with the SIMD pass on a given instruction set.

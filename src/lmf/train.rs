@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::scalar::Real;
 use crate::util::SplitMix64;
 use faer::MatRef;
-use mmfuse_kernels::Arch;
 use std::time::Instant;
 
 /// Options of [`LmfModel::train`]. The defaults are PyTorch's for Adam and the losses.
@@ -188,7 +187,7 @@ impl<T: Real> LmfModel<T> {
         let xs_all: Vec<&[T]> = rows.iter().map(|r| &r[..]).collect();
         let pool = opts.exec.pool()?;
         let pool = pool.as_deref();
-        let arch = Arch::new();
+        let arch = mmfuse_kernels::arch();
         let mut adam = Adam::new(self, opts.adam())?;
         // Reused by every step: the gradients and the backward pass's per-chain buffers.
         let mut grads = LmfGradients::zeros_for(&self.fusion());

@@ -11,7 +11,7 @@
 //! kernels: the gradient is G_i = y_i sum_m beta_m g_m[i] - 1.
 
 use crate::matrix::Matrix;
-use mmfuse_kernels::{smo_axpy2_on, smo_second_choice_on, smo_violators_on, Arch, SMO_TAU as TAU};
+use mmfuse_kernels::{smo_axpy2_on, smo_second_choice_on, smo_violators_on, SMO_TAU as TAU};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The state SMO works on; kept between outer MKL iterations (warm start).
@@ -81,7 +81,7 @@ pub(crate) fn solve(
     cancel: &AtomicBool,
 ) -> SmoRun {
     let n = y.len();
-    let arch = Arch::new();
+    let arch = mmfuse_kernels::arch();
     let active_kernels: Vec<(usize, f64)> = beta
         .iter()
         .copied()

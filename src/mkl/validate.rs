@@ -15,7 +15,7 @@
 //! whatever the thread count.
 
 use crate::error::{Error, Result};
-use mmfuse_kernels::{symmetric_block_is_bad_on, Arch};
+use mmfuse_kernels::symmetric_block_is_bad_on;
 
 /// Relative slack of the 2 x 2 minor test |K_ij| <= sqrt(K_ii K_jj).
 pub(crate) const MINOR_SLACK: f64 = 1.0 + 1e-6;
@@ -44,7 +44,7 @@ pub(crate) fn check_symmetric_finite(
     parallel: bool,
 ) -> Result<()> {
     use rayon::prelude::*;
-    let arch = Arch::new();
+    let arch = mmfuse_kernels::arch();
     let check_group = |bi: usize| {
         let i0 = bi * GROUP;
         let i1 = (i0 + GROUP).min(n);
