@@ -392,13 +392,8 @@ fn bench_on<T: Real>(
     })
 }
 
-/// The instruction set the engine's SIMD kernels run on in this process.
+/// The instruction set the engine's SIMD kernels run on in this process (`MMFUSE_ISA` can force
+/// a lower one).
 pub fn isa_name() -> &'static str {
-    match mmfuse_kernels::Arch::new() {
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        mmfuse_kernels::Arch::V4(_) => "v4",
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        mmfuse_kernels::Arch::V3(_) => "v3",
-        _ => "scalar",
-    }
+    mmfuse_kernels::isa_name(mmfuse_kernels::arch())
 }
