@@ -1038,3 +1038,90 @@ fn reference_functions_match_libm() {
     assert_eq!(tanh_dd(Dd::new(0.0)).value(), 0.0);
     assert_eq!(exp_dd(Dd::new(1.0)).value(), std::f64::consts::E);
 }
+
+// ------------------------------------------------------------------------------------------
+// Data far from the origin (issue 11, part 4).
+
+/// A standard normal deviate (Box-Muller on two uniforms of the test generator).
+fn normal(rng: &mut Rng) -> f64 {
+    // (0, 1]: avoids ln 0.
+    let u1 = 1.0 - 0.5 * (rng.sym() + 1.0);
+    let u2 = 0.5 * (rng.sym() + 1.0);
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Largest relative error `|K^ - K| / K` of `k` (n x m) against the f64 double loop of the
+/// kernel on the *same* f32/f64 inputs (widened exactly to f64): rbf `exp(-gm sum (x_k -
+/// y_k)^2)`, laplacian `exp(-gm sum |x_k - y_k|)`. The f64 loop errs by about `(d + 3) u64`
+/// relative in the exponent's argument, `a (d + 3) u64 + u64` relative in K (a <= 40 here):
+/// below 1e-12, negligible against the 1e-5 asserted.
+fn max_rel_err<T: Prec>(k: &Matrix<T>, x: &Points<T>, y: &Points<T>, kernel: &Kernel) -> f64 {
+    let mut worst = 0.0f64;
+    for i in 0..x.n {
+        for j in 0..y.n {
+            let (a, b) = (x.row(i), y.row(j));
+            let want = match *kernel {
+                Kernel::Rbf { gamma } => {
+                    let t: f64 = a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum();
+                    (-gamma.unwrap() * t).exp()
+                }
+                Kernel::Laplacian { gamma } => {
+                    let l: f64 = a.iter().zip(b).map(|(p, q)| (p - q).abs()).sum();
+                    (-gamma.unwrap() * l).exp()
+                }
+                _ => unreachable!(),
+            };
+            let got = k.get(i, j).to64();
+            worst = worst.max((got - want).abs() / want);
+        }
+    }
+    worst
+}
+
+/// The case of the issue: 500 x 50 points, entries 100 + 0.1 N(0, 1), gamma = 1 for rbf; the
+/// laplacian with gamma = 1 / (d 0.1) (distances ~ 1.1 d 0.1). f32 and f64, `gram` and
+/// `cross_gram` (against 300 more such points). Within 1e-5 relative of the f64 loop.
+fn far_from_origin_case<T: Prec>() -> Vec<(String, f64)> {
+    let (n, m, d) = (500, 300, 50);
+    let mut rng = Rng(20_240_611);
+    let mut gen = |rows: usize| -> Points<T> {
+        let v = (0..rows * d)
+            .map(|_| 100.0 + 0.1 * normal(&mut rng))
+            .collect();
+        Points::<T>::from_f64(rows, d, v)
+    };
+    let (x, y) = (gen(n), gen(m));
+    let mut out = Vec::new();
+    for kernel in [Kernel::rbf(1.0), Kernel::laplacian(1.0 / (d as f64 * 0.1))] {
+        let opts = GramOptions::default();
+        let k = gram(x.matrix().as_mat_ref(), &kernel, &opts).unwrap();
+        out.push((
+            format!("gram {} {kernel}", T::NAME),
+            max_rel_err(&k, &x, &x, &kernel),
+        ));
+        let k = cross_gram(
+            x.matrix().as_mat_ref(),
+            y.matrix().as_mat_ref(),
+            &kernel,
+            &opts,
+        )
+        .unwrap();
+        out.push((
+            format!("cross_gram {} {kernel}", T::NAME),
+            max_rel_err(&k, &x, &y, &kernel),
+        ));
+    }
+    out
+}
+
+#[test]
+fn far_from_origin_within_1e5_relative() {
+    let mut errs = far_from_origin_case::<f32>();
+    errs.extend(far_from_origin_case::<f64>());
+    for (what, e) in &errs {
+        eprintln!("{what}: max relative error {e:.3e}");
+    }
+    for (what, e) in &errs {
+        assert!(*e <= 1e-5, "{what}: max relative error {e:e} > 1e-5");
+    }
+}
