@@ -7,6 +7,17 @@
 //! hot, and diagonal blocks copy their upper half onto their lower half, so K is exactly
 //! symmetric. The laplacian kernel uses the register-blocked L1 micro-kernel instead of GEMM.
 //!
+//! rbf is computed from `|x|^2 + |y|^2 - 2 <x, y>`, which cancels when the points are far from
+//! the origin relative to their distances. The GEMM therefore reads the data minus a shift per
+//! column common to both sides (the column points' mean, coarsely rounded: [`super::centre`]),
+//! and entries whose computed squared distance is still below [`TAU`] times
+//! `|x'|^2 + |y'|^2` are recomputed from the data in f64 (`sq_dist`) and exp in f64. Every
+//! other entry has then lost at most 3 bits to cancellation, so that the error of the exponent
+//! `a = gamma t` is at most about `(2 / TAU) gamma_(d+2) a + gamma (|x'|^2 + |y'|^2) O(u)`
+//! (tests/gram_prop.rs derives the exact bound, relative to each entry: `K expm1(E) + 2 ulp`).
+//! Which entries are refined depends only on the tile's own GEMM output, so the result stays
+//! bitwise the same for any number of threads.
+//!
 //! Blocks are spread over rayon tasks. Every entry of K is computed by exactly one task, always
 //! with the same sequential code on the same block boundaries, so the result is bitwise the same
 //! for any number of threads.
@@ -69,6 +80,10 @@ impl GramOptions {
 /// K(X, X) for the rows of `x` (n x d, any strides). Exactly symmetric; rbf and laplacian have
 /// an exact unit diagonal.
 ///
+/// rbf works on a centred copy of X (n x d more memory, checked against the memory cap) and
+/// refines entries whose distance cancels, so its accuracy does not depend on how far the data
+/// lie from the origin (see the module documentation).
+///
 /// ```
 /// use mmfuse::gram::{gram, GramOptions, Kernel};
 /// use mmfuse::Matrix;
@@ -92,6 +107,9 @@ pub fn gram<T: Real>(x: MatRef<'_, T>, kernel: &Kernel, opts: &GramOptions) -> R
 }
 
 /// K(X, Y): n x m, entry (i, j) = k(x_i, y_j). `gamma: None` resolves to 1/d.
+///
+/// rbf centres both X and Y by the column means of Y (the training points of
+/// `K(X_test, X_train)`), in copies checked against the memory cap, as [`gram`] does.
 ///
 /// ```
 /// use mmfuse::gram::{cross_gram, GramOptions, Kernel};
@@ -359,26 +377,53 @@ fn cancelled<T: Real>(
     out: &mut Vec<(usize, usize)>,
 ) {
     let tau = T::from_f64(TAU);
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::arch::is_x86_feature_detected!("avx2");
     for (i, &r) in ra.iter().enumerate() {
         let from = if upper_only { i + 1 } else { 0 };
         let row = &tile.row(i)[from.min(ca.len())..];
         let cs = &ca[from.min(ca.len())..];
-        let test = |g: T, c: T| {
-            let s = r + c;
-            s - (g + g) < tau * s
+        #[cfg(target_arch = "x86_64")]
+        let any = if avx2 {
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe { any_cancelled_avx2(row, cs, r, tau) }
+        } else {
+            any_cancelled(row, cs, r, tau)
         };
-        let any = row
-            .iter()
-            .zip(cs)
-            .fold(false, |acc, (&g, &c)| acc | test(g, c));
+        #[cfg(not(target_arch = "x86_64"))]
+        let any = any_cancelled(row, cs, r, tau);
         if any {
             for (j, (&g, &c)) in row.iter().zip(cs).enumerate() {
-                if test(g, c) {
+                if is_cancelled(g, r, c, tau) {
                     out.push((i, from + j));
                 }
             }
         }
     }
+}
+
+/// The refinement test of one entry: `fl(s - 2 g) < tau s` with `s = fl(r + c)` (no fused
+/// operations: Rust does not contract, so every instruction set gives the same answer).
+#[inline(always)]
+fn is_cancelled<T: Real>(g: T, r: T, c: T, tau: T) -> bool {
+    let s = r + c;
+    s - (g + g) < tau * s
+}
+
+/// Whether any entry of a row is cancelled; branch-free, so that it vectorises.
+#[inline(always)]
+fn any_cancelled<T: Real>(row: &[T], cs: &[T], r: T, tau: T) -> bool {
+    row.iter()
+        .zip(cs)
+        .fold(false, |acc, (&g, &c)| acc | is_cancelled(g, r, c, tau))
+}
+
+/// [`any_cancelled`] compiled for AVX2 (twice the SSE2 width of the baseline build; the same
+/// IEEE operations, so the same answer).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn any_cancelled_avx2<T: Real>(row: &[T], cs: &[T], r: T, tau: T) -> bool {
+    any_cancelled(row, cs, r, tau)
 }
 
 /// `|x - y|^2` from the data, in f64: each difference in f64 (exact for f32 inputs unless
