@@ -12,9 +12,13 @@
 //! column common to both sides (the column points' mean, coarsely rounded: [`super::centre`]),
 //! and entries whose computed squared distance is still below [`TAU`] times
 //! `|x'|^2 + |y'|^2` are recomputed from the data in f64 (`sq_dist`) and exp in f64. Every
-//! other entry has then lost at most 3 bits to cancellation, so that the error of the exponent
-//! `a = gamma t` is at most about `(2 / TAU) gamma_(d+2) a + gamma (|x'|^2 + |y'|^2) O(u)`
-//! (tests/gram_prop.rs derives the exact bound, relative to each entry: `K expm1(E) + 2 ulp`).
+//! other entry has then lost at most 3 bits to cancellation: with `a = gamma |x - y|^2` the
+//! entry's exponent and `u` the unit roundoff, its error relative to the exact K of the given
+//! inputs is at most about `8 (d + 4) u a + 2 ulp`, whatever the offset of the data (a worst
+//! case; typical errors are a few `sqrt(d) u a`). tests/gram_prop.rs derives the exact bound,
+//! `K expm1(E) + 2 ulp(K)` with E the error of the exponent, and checks it on data offset by up
+//! to 1e4 times its spread. Refined entries cost O(d) scalar f64 work each: nothing on data
+//! whose points are spread around their mean, more on tight clusters far from the mean.
 //! Which entries are refined depends only on the tile's own GEMM output, so the result stays
 //! bitwise the same for any number of threads.
 //!

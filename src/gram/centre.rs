@@ -2,8 +2,8 @@
 //!
 //! The rbf kernel goes through the GEMM as `t = |x|^2 + |y|^2 - 2 <x, y>`, whose rounding error
 //! is a few `u (|x|^2 + |y|^2)` (u the unit roundoff of the element type): on data far from the
-//! origin relative to its spread, `t` cancels catastrophically (f32, entries 100 + 0.1 N(0, 1),
-//! d = 50: 53 % relative error in K). The kernel is translation invariant, so the tiles compute
+//! origin relative to its spread, `t` cancels catastrophically (f32, 500 x 50 entries
+//! 100 + 0.1 N(0, 1), gamma = 1: 53 % relative error in K; 3e-7 once centred). The kernel is translation invariant, so the tiles compute
 //! it on `x - mu`, `y - mu` for one shift `mu` per column, common to both sides:
 //!
 //! - `mu` is the column mean of the *column points* (the data for `gram(X)`, `Y` for
@@ -22,10 +22,18 @@
 //! - A column with no spread is shifted by its first value (then `x_k - mu_k = 0` exactly).
 //!
 //! The centred copy costs `n x d` elements per operand (checked against the memory cap,
-//! [`crate::limits`]) and three O(n d) passes (mean, deviation, copy): under 1 % of the
-//! O(n^2 d) assembly. Only rbf is centred: the laplacian kernel has no GEMM (its differences
-//! `x_k - y_k` are rounded once each, whatever the offset), and the other kernels are not
-//! translation invariant.
+//! [`crate::limits`]) and three O(n d) passes (mean, deviation, copy), about 1 % of the
+//! O(n^2 d) assembly (within the measurement noise). With the refinement scan of
+//! `assemble::cancelled`, rbf on random data (2 threads, AVX-512 host) costs +0 % (f32,
+//! n = 4096, d = 300), +5 % (f32, 8192 x 64) and +3 % (f64, 4096 x 300) over the plain GEMM
+//! path.
+//!
+//! f64 is centred too: for the cost above, on data offset by up to 1e4 spreads its worst
+//! relative error drops from 1.7e-7 to 1.4e-14 (and from 8e-10 to 1.5e-15 on the f32 example).
+//!
+//! Only rbf is centred: the laplacian kernel has no GEMM (its differences `x_k - y_k` are
+//! rounded once each, whatever the offset: measured 1.4e-7 relative in f32 on the example
+//! above, before and after), and the other kernels are not translation invariant.
 
 use super::input::Rows;
 use crate::error::Result;
