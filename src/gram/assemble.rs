@@ -313,11 +313,12 @@ impl<T> SharedOut<T> {
 
 /// Computes block K[i0..i0+rows, j0..j0+cols] = k(x_i, y_j) in place in `out`.
 ///
+/// `upper_only`: only the entries above the diagonal of the block matter (a diagonal block of
+/// K(X, X), whose lower half and diagonal are overwritten); entries elsewhere are not refined.
+///
 /// # Safety
 /// The block must lie inside the matrix behind `out`, and no other thread may access it during
 /// the call.
-/// `upper_only`: only the entries above the diagonal of the block matter (a diagonal block of
-/// K(X, X), whose lower half and diagonal are overwritten); entries elsewhere are not refined.
 unsafe fn compute_block<T: Real>(
     plan: &Plan<T>,
     (x, y): (Operand<'_, T>, Operand<'_, T>),
