@@ -205,9 +205,40 @@ struct Pair {
     t: Dd,
     /// |x - y|_1 from the exact differences.
     l: Dd,
+    /// The same for the centred points the engine's rbf GEMM reads (see [`Centred`]).
+    cen: Centred,
 }
 
-fn pair(x: &[f64], y: &[f64], r: Dd, c: Dd) -> Pair {
+/// rbf: quantities of the centred points `x' = fl_T(x - mu)`, `y' = fl_T(y - mu)` (`mu` the
+/// engine's shift, [`engine_shift`]) that the GEMM reads.
+#[derive(Clone, Copy, Debug, Default)]
+struct Centred {
+    /// |x'|^2, |y'|^2.
+    r: Dd,
+    c: Dd,
+    /// sum_k |x'_k y'_k| (rounded up).
+    s: f64,
+    /// |x' - y'|^2.
+    t: Dd,
+    /// |x'|, |y'| (rounded up).
+    nx: f64,
+    ny: f64,
+}
+
+fn centred_pair(x: &[f64], y: &[f64], r: Dd, c: Dd) -> Centred {
+    let p = pair(x, y, r, c, Centred::default());
+    let up = 1.0 + 4.0 * U64;
+    Centred {
+        r,
+        c,
+        s: p.s,
+        t: p.t,
+        nx: r.value().sqrt() * up,
+        ny: c.value().sqrt() * up,
+    }
+}
+
+fn pair(x: &[f64], y: &[f64], r: Dd, c: Dd, cen: Centred) -> Pair {
     let mut g = Dd::default();
     let mut s = Dd::default();
     let mut t = Dd::default();
@@ -230,6 +261,7 @@ fn pair(x: &[f64], y: &[f64], r: Dd, c: Dd) -> Pair {
         c,
         t,
         l,
+        cen,
     }
 }
 
@@ -331,28 +363,57 @@ fn expect<T: Prec>(kernel: &Kernel, p: &Pair) -> Expect {
         }
         Kernel::Rbf { gamma } => {
             let gm = gamma.unwrap();
-            let (r, c) = (p.r.value(), p.c.value());
-            // Engine: r^ = |x|^2 (1 + theta_d), c^ likewise (sums of non-negative terms),
-            // g^ = g + dg with |dg| <= gamma_d s; t^ = fl(fl(r^ + c^) - 2 g^) (2 g^ exact, fused
-            // or not). Then
-            //   t^ - t = [(r^ + c^)(1 + d1)(1 + d2) - (r + c)] - 2 [g^ (1 + d2) - g],
-            // |first| <= gamma_(d+2) (r + c), |second| <= 2 s (u + (1 + u) gamma_d)
-            // <= gamma_(d+1) 2 s, so |t^ - t| <= gamma_(d+2) M with M = r + c + 2 s.
+            let t = p.t.value().max(0.0);
+            let pc = &p.cen;
+            let (r, c) = (pc.r.value(), pc.c.value());
+            // The engine computes t = |x - y|^2 on the centred points x' = fl_T(x - mu),
+            // y' = fl_T(y - mu) (one shift mu per column, common to both; src/gram/centre.rs).
+            //
+            // Centring: x - mu is computed in f64 and rounded to T, x'_k = (x_k - mu_k)(1 + th)
+            // with |th| <= nu := gamma_(pr+1)(u) (f32: u + u64 (1 + u); f64: u), so the
+            // differences D'_k = x'_k - y'_k of the centred points are off the exact D_k by
+            // <= nu (|x_k - mu_k| + |y_k - mu_k|) <= nu / (1 - nu) (|x'_k| + |y'_k|), and by
+            // the triangle inequality in R^d, |D' - D| <= delta := nu / (1 - nu) (|x'| + |y'|):
+            //   |t' - t| = ||D'| - |D|| (|D'| + |D|) <= delta (2 sqrt(t) + delta).
+            // (Usually th = 0: the shift is rounded so that x - mu is exact.)
+            //
+            // GEMM on the centred points: r^ = |x'|^2 (1 + theta_d), c^ likewise (sums of
+            // non-negative terms), g^ = g' + dg with |dg| <= gamma_d s'; t^ = fl(fl(r^ + c^)
+            // - 2 g^) (2 g^ exact, fused or not). Then
+            //   t^ - t' = [(r^ + c^)(1 + d1)(1 + d2) - (r' + c')] - 2 [g^ (1 + d2) - g'],
+            // |first| <= gamma_(d+2) (r' + c'), |second| <= 2 s' (u + (1 + u) gamma_d)
+            // <= gamma_(d+1) 2 s', so |t^ - t'| <= gamma_(d+2) M with M = r' + c' + 2 s'.
             // max(0, .) is 1-Lipschitz (t >= 0). The argument a^ = fl(t^+ (-gm_T)) with
             // gm_T = gm (1 + dp) (pr roundings):
-            //   |a^ - a| <= gm [(1 + gamma_(pr+1)) gamma_(d+2) M + gamma_(pr+1) t]
-            //            <= gm gamma_(d+pr+3) M =: E (t <= M),
+            //   |a^ - a| <= gm [(1 + gamma_(pr+1)) (gamma_(d+2) M + |t' - t|)
+            //                   + gamma_(pr+1) t] =: E,
             // plus underflow of the 2d products of the norms and of the GEMM and of the last
             // product. Then |exp(a^) - K| <= K expm1(E), and the engine's exp errs by <= 2 ulp
-            // of exp(a^) <= K e^E.
-            let m = r + c + 2.0 * s;
-            let t = p.t.value().max(0.0);
+            // of exp(a^) <= K e^E. Relative to K the error is expm1(E) + 2 ulp: E is the
+            // absolute error of the exponent a = gm t.
+            let m = r + c + 2.0 * pc.s;
+            let nu = gamma_k(pr + 1, u);
+            let delta = nu / (1.0 - nu) * (pc.nx + pc.ny);
+            let e_c = delta * (2.0 * t.sqrt() + delta);
+            let e_g = gamma_k(d + 2, u) * m + (4.0 * df + 4.0) * eta;
+            let e_a =
+                gm * ((1.0 + gamma_k(pr + 1, u)) * (e_g + e_c) + gamma_k(pr + 1, u) * t) + eta;
+            // Refinement: where t^ < TAU fl(r^ + c^), the engine recomputes t~ = |x - y|^2 from
+            // the data in f64 (differences exact or rounded once, squares and sums:
+            // t~ = t (1 + theta_(d+2)(u64))), a = fl64(gm t~) and exp in f64 (glibc: < 1 ulp
+            // of f64), rounded once to T (<= 1/2 ulp of T): |a~ - a| <= gm t gamma_(d+3)(u64)
+            // =: E_r and the final error is below K expm1(E_r) + 2 ulp(K e^(E_r)) again.
+            // The engine must have refined when t' + e_g < TAU (r' + c') (1 - gamma_(d+1)):
+            // then t^ <= t' + e_g < TAU (r' + c')(1 - gamma_(d+1)) <= TAU fl(r^ + c^). Else
+            // either bound may apply.
+            let e_r = gm * t * gamma_k(d + 3, U64) + ETA64;
+            let must_refine = pc.t.value() + e_g < TAU * (r + c) * (1.0 - gamma_k(d + 1, u));
+            let e_a = if must_refine { e_r } else { e_a.max(e_r) };
             // Reference: t in double-double (<= 4 (d + 1) u64^2 t), times gm (8 u64^2), exp in
             // double-double, rounded once to f64 (<= u64 K, eta64 if subnormal).
             let want = exp_dd(Dd::new(-gm).mul(p.t)).value();
             let e_ar = gm * (4.0 * df + 12.0) * U64 * U64 * t + ETA64;
             let ref_err = want * e_ar.exp_m1() + (U64 + DD_FN_REL) * want + ETA64;
-            let e_a = gm * gamma_k(d + pr + 3, u) * m + gm * (4.0 * df + 4.0) * eta + eta;
             Expect {
                 want,
                 ref_err,
@@ -431,6 +492,54 @@ fn affine_err<T: Prec>(gm: f64, c0: f64, s: f64, d: usize) -> (f64, f64) {
         + gamma_k(pr + 2, u) * c0.abs()
         + (d as f64 + 3.0) * T::ETA * (1.0 + gm.abs());
     (a, e)
+}
+
+/// The engine's refinement threshold (src/gram/assemble.rs, `TAU`).
+const TAU: f64 = 0.25;
+
+/// The engine's rbf shift of the column points (src/gram/centre.rs, `shift_of`, replicated
+/// operation for operation): per column, the mean (f64, row order) rounded to a multiple of
+/// `q = 2^(floor(log2(mad)) - 4)`, mad the mean absolute deviation; the first value when mad is
+/// 0; the mean when q is not normal or `|mean / q| >= 2^52`.
+fn engine_shift<T: Prec>(p: &Points<T>) -> Vec<f64> {
+    let (n, d) = (p.n, p.d);
+    let mut mean = vec![0.0f64; d];
+    for i in 0..n {
+        for (m, v) in mean.iter_mut().zip(p.row(i)) {
+            *m += v;
+        }
+    }
+    for m in &mut mean {
+        *m /= n as f64;
+    }
+    let mut mad = vec![0.0f64; d];
+    for i in 0..n {
+        for ((a, v), m) in mad.iter_mut().zip(p.row(i)).zip(&mean) {
+            *a += (v - m).abs();
+        }
+    }
+    (0..d)
+        .map(|k| {
+            let a = mad[k] / n as f64;
+            if a == 0.0 {
+                return p.wide[k];
+            }
+            let q = 2f64.powi(a.log2().floor() as i32 - 4);
+            if q.is_normal() && (mean[k] / q).abs() < 2f64.powi(52) {
+                (mean[k] / q).round() * q
+            } else {
+                mean[k]
+            }
+        })
+        .collect()
+}
+
+/// The centred points as the engine's GEMM reads them: `fl_T(x - mu)` (in f64, rounded to T),
+/// widened back to f64.
+fn centre<T: Prec>(p: &Points<T>, mu: &[f64]) -> Vec<f64> {
+    (0..p.n * p.d)
+        .map(|q| T::of64(p.wide[q] - mu[q % p.d]).to64())
+        .collect()
 }
 
 // ------------------------------------------------------------------------------------------
@@ -588,13 +697,21 @@ struct PairTable {
 }
 
 impl PairTable {
+    /// For `gram(X)` pass `y = x`; for `cross_gram(X, Y)` the shift of rbf comes from Y.
     fn new<T: Prec>(x: &Points<T>, y: &Points<T>) -> Self {
         let rn: Vec<Dd> = (0..x.n).map(|i| sq_norm(x.row(i))).collect();
         let cn: Vec<Dd> = (0..y.n).map(|j| sq_norm(y.row(j))).collect();
+        let mu = engine_shift(y);
+        let (xc, yc) = (centre::<T>(x, &mu), centre::<T>(y, &mu));
+        let d = x.d.max(1);
+        let rc: Vec<Dd> = xc.chunks_exact(d).map(sq_norm).collect();
+        let cc: Vec<Dd> = yc.chunks_exact(d).map(sq_norm).collect();
         let mut pairs = Vec::with_capacity(x.n * y.n);
         for (i, &ri) in rn.iter().enumerate() {
             for (j, &cj) in cn.iter().enumerate() {
-                pairs.push(pair(x.row(i), y.row(j), ri, cj));
+                let (xi, yj) = (&xc[i * d..(i + 1) * d], &yc[j * d..(j + 1) * d]);
+                let cen = centred_pair(xi, yj, rc[i], cc[j]);
+                pairs.push(pair(x.row(i), y.row(j), ri, cj, cen));
             }
         }
         PairTable { pairs }
@@ -673,20 +790,30 @@ fn check_structure<T: Prec>(k: &Matrix<T>, kernel: &Kernel) -> Result<(), TestCa
 /// gram and cross_gram of a case against the reference, for every kernel.
 fn matches_reference<T: Prec>(c: &Case) -> Result<(), TestCaseError> {
     let (x, y) = data::<T>(c);
+    check_reference(&x, &y, &kernels(c), c.tile)
+}
+
+/// gram(X) and cross_gram(X, Y) against the reference for the given kernels.
+fn check_reference<T: Prec>(
+    x: &Points<T>,
+    y: &Points<T>,
+    kernels: &[Kernel],
+    tile: usize,
+) -> Result<(), TestCaseError> {
     let (xm, ym) = (x.matrix(), y.matrix());
     let opts = GramOptions {
-        tile: c.tile,
+        tile,
         threads: None,
     };
-    let sym = PairTable::new(&x, &x);
-    let cross = PairTable::new(&x, &y);
-    for kernel in kernels(c) {
-        let k = gram(xm.as_mat_ref(), &kernel, &opts).map_err(|e| fail(e.to_string()))?;
-        check_structure(&k, &kernel)?;
-        check_against(&k, &sym.expected::<T>(&kernel), "gram", &kernel)?;
-        let k = cross_gram(xm.as_mat_ref(), ym.as_mat_ref(), &kernel, &opts)
+    let sym = PairTable::new(x, x);
+    let cross = PairTable::new(x, y);
+    for kernel in kernels {
+        let k = gram(xm.as_mat_ref(), kernel, &opts).map_err(|e| fail(e.to_string()))?;
+        check_structure(&k, kernel)?;
+        check_against(&k, &sym.expected::<T>(kernel), "gram", kernel)?;
+        let k = cross_gram(xm.as_mat_ref(), ym.as_mat_ref(), kernel, &opts)
             .map_err(|e| fail(e.to_string()))?;
-        assert_eq!(k.shape(), (c.n, c.m));
+        assert_eq!(k.shape(), (x.n, y.n));
         if kernel.unit_self_similarity() {
             if let Some(v) = k
                 .as_slice()
@@ -699,7 +826,7 @@ fn matches_reference<T: Prec>(c: &Case) -> Result<(), TestCaseError> {
                 )));
             }
         }
-        check_against(&k, &cross.expected::<T>(&kernel), "cross_gram", &kernel)?;
+        check_against(&k, &cross.expected::<T>(kernel), "cross_gram", kernel)?;
     }
     Ok(())
 }
@@ -982,6 +1109,80 @@ proptest! {
     }
 }
 
+/// The case's X and Y plus one offset per column, common to both: `+-10 scale 10^(lo v)`,
+/// `v` uniform in [0, 1) per column, so up to `10^lo` (lo <= 4) times the spread `10 scale` of
+/// the entries; then rounded to T.
+fn offset_data<T: Prec>(c: &Case, lo: f64) -> (Points<T>, Points<T>) {
+    let (x, y) = data::<T>(c);
+    let mut rng = Rng(c.seed ^ 0x000F_F5E7);
+    let scale = 2f64.powi(c.k);
+    let off: Vec<f64> = (0..c.d)
+        .map(|_| {
+            let sign = if rng.below(2) == 0 { 1.0 } else { -1.0 };
+            sign * 10.0 * scale * 10f64.powf(lo * 0.5 * (rng.sym() + 1.0))
+        })
+        .collect();
+    let shift = |p: &Points<T>| {
+        let v = (0..p.n * p.d).map(|q| p.wide[q] + off[q % p.d]).collect();
+        Points::<T>::from_f64(p.n, p.d, v)
+    };
+    (shift(&x), shift(&y))
+}
+
+/// Offset data, rbf and laplacian (the translation-invariant kernels, the only ones whose
+/// accuracy should not depend on the offset): gram and cross_gram within the bounds of
+/// [`expect`] (relative to each entry: `K expm1(E) + 2 ulp`, E the error of the exponent), exact
+/// symmetry and unit diagonal, and bitwise the same for 1 and 2 threads.
+fn offset_matches_reference<T: Prec>(c: &Case, lo: f64) -> Result<(), TestCaseError> {
+    let (x, y) = offset_data::<T>(c, lo);
+    let ks: Vec<Kernel> = kernels(c)
+        .into_iter()
+        .filter(|k| matches!(k, Kernel::Rbf { .. } | Kernel::Laplacian { .. }))
+        .collect();
+    check_reference(&x, &y, &ks, c.tile)?;
+    let (xm, ym) = (x.matrix(), y.matrix());
+    for kernel in &ks {
+        let run = |threads: usize| {
+            let o = GramOptions {
+                tile: c.tile,
+                threads: Some(threads),
+            };
+            (
+                gram(xm.as_mat_ref(), kernel, &o).unwrap(),
+                cross_gram(xm.as_mat_ref(), ym.as_mat_ref(), kernel, &o).unwrap(),
+            )
+        };
+        let ((s1, c1), (s2, c2)) = (run(1), run(2));
+        for (what, a, b) in [("gram", &s1, &s2), ("cross_gram", &c1, &c2)] {
+            if a.as_slice()
+                .iter()
+                .zip(b.as_slice())
+                .any(|(p, q)| p.bits() != q.bits())
+            {
+                return Err(fail(format!(
+                    "{what} {} {kernel}, offset data: 1 and 2 threads differ",
+                    T::NAME
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn offset_data_matches_reference_f32(c in case(), lo in 0.0f64..=4.0) {
+        offset_matches_reference::<f32>(&c, lo)?;
+    }
+
+    #[test]
+    fn offset_data_matches_reference_f64(c in case(), lo in 0.0f64..=4.0) {
+        offset_matches_reference::<f64>(&c, lo)?;
+    }
+}
+
 /// Sizes around the default tile (256): the last tile row / column of width 1, 0 (exact fit),
 /// 255.
 fn large_case() -> impl Strategy<Value = Case> {
@@ -1037,4 +1238,149 @@ fn reference_functions_match_libm() {
     assert_eq!(exp_dd(Dd::new(0.0)).value(), 1.0);
     assert_eq!(tanh_dd(Dd::new(0.0)).value(), 0.0);
     assert_eq!(exp_dd(Dd::new(1.0)).value(), std::f64::consts::E);
+}
+
+// ------------------------------------------------------------------------------------------
+// Data far from the origin (issue 11, part 4).
+
+/// A standard normal deviate (Box-Muller on two uniforms of the test generator).
+fn normal(rng: &mut Rng) -> f64 {
+    // (0, 1]: avoids ln 0.
+    let u1 = 1.0 - 0.5 * (rng.sym() + 1.0);
+    let u2 = 0.5 * (rng.sym() + 1.0);
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Largest relative error `|K^ - K| / K` of `k` (n x m) against the f64 double loop of the
+/// kernel on the *same* f32/f64 inputs (widened exactly to f64): rbf `exp(-gm sum (x_k -
+/// y_k)^2)`, laplacian `exp(-gm sum |x_k - y_k|)`. The f64 loop errs by about `(d + 3) u64`
+/// relative in the exponent's argument, `a (d + 3) u64 + u64` relative in K (a <= 40 here):
+/// below 1e-12, negligible against the 1e-5 asserted.
+fn max_rel_err<T: Prec>(k: &Matrix<T>, x: &Points<T>, y: &Points<T>, kernel: &Kernel) -> f64 {
+    let mut worst = 0.0f64;
+    for i in 0..x.n {
+        for j in 0..y.n {
+            let (a, b) = (x.row(i), y.row(j));
+            let want = match *kernel {
+                Kernel::Rbf { gamma } => {
+                    let t: f64 = a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum();
+                    (-gamma.unwrap() * t).exp()
+                }
+                Kernel::Laplacian { gamma } => {
+                    let l: f64 = a.iter().zip(b).map(|(p, q)| (p - q).abs()).sum();
+                    (-gamma.unwrap() * l).exp()
+                }
+                _ => unreachable!(),
+            };
+            let got = k.get(i, j).to64();
+            worst = worst.max((got - want).abs() / want);
+        }
+    }
+    worst
+}
+
+/// The case of the issue: 500 x 50 points, entries 100 + 0.1 N(0, 1), gamma = 1 for rbf; the
+/// laplacian with gamma = 1 / (d 0.1) (distances ~ 1.1 d 0.1). f32 and f64, `gram` and
+/// `cross_gram` (against 300 more such points). Within 1e-5 relative of the f64 loop.
+fn far_from_origin_case<T: Prec>() -> Vec<(String, f64)> {
+    let (n, m, d) = (500, 300, 50);
+    let mut rng = Rng(20_240_611);
+    let mut gen = |rows: usize| -> Points<T> {
+        let v = (0..rows * d)
+            .map(|_| 100.0 + 0.1 * normal(&mut rng))
+            .collect();
+        Points::<T>::from_f64(rows, d, v)
+    };
+    let (x, y) = (gen(n), gen(m));
+    let mut out = Vec::new();
+    for kernel in [Kernel::rbf(1.0), Kernel::laplacian(1.0 / (d as f64 * 0.1))] {
+        let opts = GramOptions::default();
+        let k = gram(x.matrix().as_mat_ref(), &kernel, &opts).unwrap();
+        out.push((
+            format!("gram {} {kernel}", T::NAME),
+            max_rel_err(&k, &x, &x, &kernel),
+        ));
+        let k = cross_gram(
+            x.matrix().as_mat_ref(),
+            y.matrix().as_mat_ref(),
+            &kernel,
+            &opts,
+        )
+        .unwrap();
+        out.push((
+            format!("cross_gram {} {kernel}", T::NAME),
+            max_rel_err(&k, &x, &y, &kernel),
+        ));
+    }
+    out
+}
+
+#[test]
+fn far_from_origin_within_1e5_relative() {
+    let mut errs = far_from_origin_case::<f32>();
+    errs.extend(far_from_origin_case::<f64>());
+    for (what, e) in &errs {
+        eprintln!("{what}: max relative error {e:.3e}");
+    }
+    for (what, e) in &errs {
+        assert!(*e <= 1e-5, "{what}: max relative error {e:e} > 1e-5");
+    }
+}
+
+/// Random offsets up to 1e4 times the spread (the property tests' data, [`offset_data`]: zero,
+/// repeated and near-duplicate rows included), rbf and laplacian at the widths of
+/// [`kernels`] for lg = 0 and lg = 0.6 (exponents a = gm t around 2 and 8), f32 and f64,
+/// `gram` and `cross_gram`: within 1e-5 relative of the f64 loop on the same inputs.
+fn random_offsets_case<T: Prec>() -> f64 {
+    let mut worst = 0.0f64;
+    for (seed, d) in [(11u64, 5usize), (12, 50), (13, 200)] {
+        for lo in [0.0, 1.0, 2.0, 3.0, 4.0] {
+            for lg in [0.0, 0.6] {
+                let c = Case {
+                    n: 150,
+                    m: 100,
+                    d,
+                    tile: 256,
+                    seed,
+                    k: 0,
+                    lg,
+                    coef0: 0.0,
+                };
+                let (x, y) = offset_data::<T>(&c, lo);
+                let opts = GramOptions::default();
+                for kernel in kernels(&c)
+                    .into_iter()
+                    .filter(|k| matches!(k, Kernel::Rbf { .. } | Kernel::Laplacian { .. }))
+                {
+                    let k = gram(x.matrix().as_mat_ref(), &kernel, &opts).unwrap();
+                    let e1 = max_rel_err(&k, &x, &x, &kernel);
+                    let k = cross_gram(
+                        x.matrix().as_mat_ref(),
+                        y.matrix().as_mat_ref(),
+                        &kernel,
+                        &opts,
+                    )
+                    .unwrap();
+                    let e2 = max_rel_err(&k, &x, &y, &kernel);
+                    eprintln!(
+                        "{} {kernel} d {d} offsets <= 1e{lo} spreads: gram {e1:.2e}, cross {e2:.2e}",
+                        T::NAME
+                    );
+                    worst = worst.max(e1).max(e2);
+                }
+            }
+        }
+    }
+    worst
+}
+
+#[test]
+fn random_offsets_within_1e5_relative() {
+    for (name, e) in [
+        ("f32", random_offsets_case::<f32>()),
+        ("f64", random_offsets_case::<f64>()),
+    ] {
+        eprintln!("{name}: max relative error {e:.3e}");
+        assert!(e <= 1e-5, "{name}: max relative error {e:e} > 1e-5");
+    }
 }

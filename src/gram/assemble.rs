@@ -7,6 +7,21 @@
 //! hot, and diagonal blocks copy their upper half onto their lower half, so K is exactly
 //! symmetric. The laplacian kernel uses the register-blocked L1 micro-kernel instead of GEMM.
 //!
+//! rbf is computed from `|x|^2 + |y|^2 - 2 <x, y>`, which cancels when the points are far from
+//! the origin relative to their distances. The GEMM therefore reads the data minus a shift per
+//! column common to both sides (the column points' mean, coarsely rounded: [`super::centre`]),
+//! and entries whose computed squared distance is still below [`TAU`] times
+//! `|x'|^2 + |y'|^2` are recomputed from the data in f64 (`sq_dist`) and exp in f64. Every
+//! other entry has then lost at most 3 bits to cancellation: with `a = gamma |x - y|^2` the
+//! entry's exponent and `u` the unit roundoff, its error relative to the exact K of the given
+//! inputs is at most about `8 (d + 4) u a + 2 ulp`, whatever the offset of the data (a worst
+//! case; typical errors are a few `sqrt(d) u a`). tests/gram_prop.rs derives the exact bound,
+//! `K expm1(E) + 2 ulp(K)` with E the error of the exponent, and checks it on data offset by up
+//! to 1e4 times its spread. Refined entries cost O(d) scalar f64 work each: nothing on data
+//! whose points are spread around their mean, more on tight clusters far from the mean.
+//! Which entries are refined depends only on the tile's own GEMM output, so the result stays
+//! bitwise the same for any number of threads.
+//!
 //! Blocks are spread over rayon tasks. Every entry of K is computed by exactly one task, always
 //! with the same sequential code on the same block boundaries, so the result is bitwise the same
 //! for any number of threads.
@@ -69,6 +84,10 @@ impl GramOptions {
 /// K(X, X) for the rows of `x` (n x d, any strides). Exactly symmetric; rbf and laplacian have
 /// an exact unit diagonal.
 ///
+/// rbf works on a centred copy of X (n x d more memory, checked against the memory cap) and
+/// refines entries whose distance cancels, so its accuracy does not depend on how far the data
+/// lie from the origin (see the module documentation).
+///
 /// ```
 /// use mmfuse::gram::{gram, GramOptions, Kernel};
 /// use mmfuse::Matrix;
@@ -85,11 +104,16 @@ pub fn gram<T: Real>(x: MatRef<'_, T>, kernel: &Kernel, opts: &GramOptions) -> R
     let kernel = kernel.resolve(rows.d)?;
     opts.validate()?;
     let mut k = Matrix::try_zeros_for_output(rows.n, rows.n, "the Gram matrix K(X, X)")?;
-    opts.install(|| assemble_symmetric(&rows, &kernel, opts.tile, k.as_mut_slice()))?;
+    let xc = centre_for(&kernel, &rows, &rows, "X")?;
+    let x = Operand::new(&rows, xc.as_deref());
+    opts.install(|| assemble_symmetric(x, &kernel, opts.tile, k.as_mut_slice()))?;
     Ok(k)
 }
 
 /// K(X, Y): n x m, entry (i, j) = k(x_i, y_j). `gamma: None` resolves to 1/d.
+///
+/// rbf centres both X and Y by the column means of Y (the training points of
+/// `K(X_test, X_train)`), in copies checked against the memory cap, as [`gram`] does.
 ///
 /// ```
 /// use mmfuse::gram::{cross_gram, GramOptions, Kernel};
@@ -119,19 +143,80 @@ pub fn cross_gram<T: Real>(
     let kernel = kernel.resolve(xr.d)?;
     opts.validate()?;
     let mut k = Matrix::try_zeros_for_output(xr.n, yr.n, "the cross Gram matrix K(X, Y)")?;
-    opts.install(|| assemble_cross(&xr, &yr, &kernel, opts.tile, k.as_mut_slice()))?;
+    // Both sides shifted by the column means of Y (see `super::centre`).
+    let yc = centre_for(&kernel, &yr, &yr, "Y")?;
+    let xc = centre_for(&kernel, &xr, &yr, "X")?;
+    let (x, y) = (
+        Operand::new(&xr, xc.as_deref()),
+        Operand::new(&yr, yc.as_deref()),
+    );
+    opts.install(|| assemble_cross(x, y, &kernel, opts.tile, k.as_mut_slice()))?;
     Ok(k)
 }
+
+/// One side of a Gram matrix as the tiles read it: the rows of the data and, for rbf, the same
+/// rows minus the shift common to both sides (the GEMM's input, see [`super::centre`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Operand<'a, T> {
+    /// Row-major `n x d`, as given.
+    pub data: &'a [T],
+    /// `data - shift`, rounded to T (rbf only).
+    pub centred: Option<&'a [T]>,
+    pub n: usize,
+    pub d: usize,
+}
+
+impl<'a, T: Real> Operand<'a, T> {
+    pub fn new(rows: &'a Rows<'_, T>, centred: Option<&'a [T]>) -> Self {
+        Operand {
+            data: &rows.data,
+            centred,
+            n: rows.n,
+            d: rows.d,
+        }
+    }
+
+    /// What the GEMM (and the norms of the epilogue) read.
+    fn gemm(&self) -> &'a [T] {
+        self.centred.unwrap_or(self.data)
+    }
+}
+
+/// For rbf, `rows` minus the shift of `cols` (the column points; see [`super::centre`]), in a
+/// new buffer checked against the memory cap; `None` for the other kernels.
+pub(crate) fn centre_for<T: Real>(
+    kernel: &Kernel,
+    rows: &Rows<'_, T>,
+    cols: &Rows<'_, T>,
+    what: &str,
+) -> Result<Option<Vec<T>>> {
+    if !matches!(kernel, Kernel::Rbf { .. }) {
+        return Ok(None);
+    }
+    let shift = super::centre::shift_of(&cols.data, cols.n, cols.d);
+    let what = format!("the centred copy of {what} (rbf)");
+    super::centre::centred(rows, &shift, &what).map(Some)
+}
+
+/// Refinement threshold: an rbf entry whose computed squared distance `t^` is below
+/// `TAU fl(|x'|^2 + |y'|^2)` (centred points) is recomputed from the data. The GEMM's error on
+/// `t` is at most `gamma_(d+2) (|x'|^2 + |y'|^2 + 2 sum_k |x'_k y'_k|)
+/// <= 2 gamma_(d+2) (|x'|^2 + |y'|^2)`, so the entries kept have `|t^ - t| <~ (2 / TAU)
+/// gamma_(d+2) t`: at most 3 bits lost to cancellation beyond the GEMM's own `gamma_(d+2)`.
+pub(crate) const TAU: f64 = 0.25;
 
 /// The per-kernel work shared by all tiles: epilogue and per-point auxiliary values.
 pub(crate) struct Plan<T> {
     pub epilogue: Epilogue<T>,
-    /// Squared norms (rbf) or reciprocal norms (cosine) of the row points; empty otherwise.
+    /// Squared norms (rbf, of the centred points) or reciprocal norms (cosine) of the row
+    /// points; empty otherwise.
     pub row_aux: Vec<T>,
     /// Same for the column points.
     pub col_aux: Vec<T>,
     /// L1 kernel: no GEMM, distances instead.
     pub l1: bool,
+    /// rbf: gamma (f64, as given), to refine entries where `t` cancels (see [`TAU`]).
+    pub refine_gamma: Option<f64>,
 }
 
 /// The epilogue for a resolved kernel.
@@ -228,18 +313,24 @@ impl<T> SharedOut<T> {
 
 /// Computes block K[i0..i0+rows, j0..j0+cols] = k(x_i, y_j) in place in `out`.
 ///
+/// `upper_only`: only the entries above the diagonal of the block matter (a diagonal block of
+/// K(X, X), whose lower half and diagonal are overwritten); entries elsewhere are not refined.
+///
 /// # Safety
 /// The block must lie inside the matrix behind `out`, and no other thread may access it during
 /// the call.
 unsafe fn compute_block<T: Real>(
     plan: &Plan<T>,
-    (x, y, d): (&[T], &[T], usize),
+    (x, y): (Operand<'_, T>, Operand<'_, T>),
     (i0, rows): (usize, usize),
     (j0, cols): (usize, usize),
     out: &SharedOut<T>,
+    upper_only: bool,
 ) {
-    let xs = &x[i0 * d..(i0 + rows) * d];
-    let ys = &y[j0 * d..(j0 + cols) * d];
+    let d = x.d;
+    let xs = &x.gemm()[i0 * d..(i0 + rows) * d];
+    let ys = &y.gemm()[j0 * d..(j0 + cols) * d];
+    let mut refine = Vec::new();
     if plan.l1 {
         let mut panel = vec![T::ZERO; d * kernels::panel_width(cols)];
         kernels::pack_panel(ys, cols, d, &mut panel);
@@ -266,13 +357,104 @@ unsafe fn compute_block<T: Real>(
     };
     // SAFETY: as above; the GEMM's view is gone.
     let mut tile = unsafe { out.tile_mut(i0, j0, rows, cols) };
+    if plan.refine_gamma.is_some() {
+        cancelled(&tile, ra, ca, upper_only, &mut refine);
+    }
     kernels::apply_epilogue(&mut tile, &plan.epilogue, ra, ca);
+    if let Some(gamma) = plan.refine_gamma {
+        for &(i, j) in &refine {
+            let xi = &x.data[(i0 + i) * d..(i0 + i + 1) * d];
+            let yj = &y.data[(j0 + j) * d..(j0 + j + 1) * d];
+            tile.row_mut(i)[j] = T::from_f64((-gamma * sq_dist(xi, yj)).exp());
+        }
+    }
 }
 
-fn plan_for<T: Real>(kernel: &Kernel, x: &Rows<'_, T>, y: Option<&Rows<'_, T>>) -> Plan<T> {
-    let row_aux = aux_of(kernel, &x.data, x.n, x.d);
+/// Collects into `out` the entries (i, j) of a tile of centred inner products `g` whose squared
+/// distance as the epilogue computes it, `t^ = fl(s - 2 g)` with `s = fl(r_i + c_j)`, is below
+/// `TAU s` ([`TAU`]); with `upper_only`, only entries with j > i. One branch-free pass per row
+/// (the common case: nothing found), a second one to list a row's entries.
+fn cancelled<T: Real>(
+    tile: &TileMut<'_, T>,
+    ra: &[T],
+    ca: &[T],
+    upper_only: bool,
+    out: &mut Vec<(usize, usize)>,
+) {
+    let tau = T::from_f64(TAU);
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::arch::is_x86_feature_detected!("avx2");
+    for (i, &r) in ra.iter().enumerate() {
+        let from = if upper_only { i + 1 } else { 0 };
+        let row = &tile.row(i)[from.min(ca.len())..];
+        let cs = &ca[from.min(ca.len())..];
+        #[cfg(target_arch = "x86_64")]
+        let any = if avx2 {
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe { any_cancelled_avx2(row, cs, r, tau) }
+        } else {
+            any_cancelled(row, cs, r, tau)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let any = any_cancelled(row, cs, r, tau);
+        if any {
+            for (j, (&g, &c)) in row.iter().zip(cs).enumerate() {
+                if is_cancelled(g, r, c, tau) {
+                    out.push((i, from + j));
+                }
+            }
+        }
+    }
+}
+
+/// The refinement test of one entry: `fl(s - 2 g) < tau s` with `s = fl(r + c)` (no fused
+/// operations: Rust does not contract, so every instruction set gives the same answer).
+#[inline(always)]
+fn is_cancelled<T: Real>(g: T, r: T, c: T, tau: T) -> bool {
+    let s = r + c;
+    s - (g + g) < tau * s
+}
+
+/// Whether any entry of a row is cancelled; branch-free, so that it vectorises.
+#[inline(always)]
+fn any_cancelled<T: Real>(row: &[T], cs: &[T], r: T, tau: T) -> bool {
+    row.iter()
+        .zip(cs)
+        .fold(false, |acc, (&g, &c)| acc | is_cancelled(g, r, c, tau))
+}
+
+/// [`any_cancelled`] compiled for AVX2 (twice the SSE2 width of the baseline build; the same
+/// IEEE operations, so the same answer).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn any_cancelled_avx2<T: Real>(row: &[T], cs: &[T], r: T, tau: T) -> bool {
+    any_cancelled(row, cs, r, tau)
+}
+
+/// `|x - y|^2` from the data, in f64: each difference in f64 (exact for f32 inputs unless
+/// their exponents are more than 29 apart; rounded once for f64), then squares and sums in f64
+/// over 4 interleaved accumulators. Relative error `<= gamma_(d+2)(u64)`.
+pub(crate) fn sq_dist<T: Real>(x: &[T], y: &[T]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (cx, cy) = (x.chunks_exact(4), y.chunks_exact(4));
+    let (rx, ry) = (cx.remainder(), cy.remainder());
+    for (a, b) in cx.zip(cy) {
+        for q in 0..4 {
+            let t = a[q].to_f64() - b[q].to_f64();
+            acc[q] += t * t;
+        }
+    }
+    for (q, (a, b)) in rx.iter().zip(ry).enumerate() {
+        let t = a.to_f64() - b.to_f64();
+        acc[q] += t * t;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
+}
+
+fn plan_for<T: Real>(kernel: &Kernel, x: Operand<'_, T>, y: Option<Operand<'_, T>>) -> Plan<T> {
+    let row_aux = aux_of(kernel, x.gemm(), x.n, x.d);
     let col_aux = match y {
-        Some(y) => aux_of(kernel, &y.data, y.n, y.d),
+        Some(y) => aux_of(kernel, y.gemm(), y.n, y.d),
         None => row_aux.clone(),
     };
     Plan {
@@ -280,12 +462,16 @@ fn plan_for<T: Real>(kernel: &Kernel, x: &Rows<'_, T>, y: Option<&Rows<'_, T>>) 
         row_aux,
         col_aux,
         l1: matches!(kernel, Kernel::Laplacian { .. }),
+        refine_gamma: match *kernel {
+            Kernel::Rbf { gamma } => Some(gamma.expect("resolved kernel has gamma")),
+            _ => None,
+        },
     }
 }
 
 /// Fills `out` (n x n) with K(X, X).
 pub(crate) fn assemble_symmetric<T: Real>(
-    x: &Rows<'_, T>,
+    x: Operand<'_, T>,
     kernel: &Kernel,
     tile: usize,
     out: &mut [T],
@@ -301,14 +487,13 @@ pub(crate) fn assemble_symmetric<T: Real>(
         ptr: out.as_mut_ptr(),
         ld: n,
     };
-    let data: &[T] = &x.data;
     blocks.par_iter().for_each(|&(bi, bj)| {
         let (i0, j0) = (bi * tile, bj * tile);
         let (rows, cols) = (tile.min(n - i0), tile.min(n - j0));
         // SAFETY: block (bi, bj) with bi <= bj, and its mirror (bj, bi), are touched by this task
         // only: the list holds each upper block once, and mirrors of distinct upper blocks are
         // distinct lower blocks. Both lie inside the n x n matrix `out`, alive for the call.
-        unsafe { compute_block(&plan, (data, data, x.d), (i0, rows), (j0, cols), &shared) };
+        unsafe { compute_block(&plan, (x, x), (i0, rows), (j0, cols), &shared, bi == bj) };
         // SAFETY: as above.
         let upper = unsafe { shared.tile_mut(i0, j0, rows, cols) };
         if bi == bj {
@@ -343,8 +528,8 @@ fn fix_diagonal<T: Real>(kernel: &Kernel, plan: &Plan<T>, i0: usize, t: &mut Til
 
 /// Fills `out` (n x m) with K(X, Y).
 pub(crate) fn assemble_cross<T: Real>(
-    x: &Rows<'_, T>,
-    y: &Rows<'_, T>,
+    x: Operand<'_, T>,
+    y: Operand<'_, T>,
     kernel: &Kernel,
     tile: usize,
     out: &mut [T],
@@ -357,12 +542,11 @@ pub(crate) fn assemble_cross<T: Real>(
         ptr: out.as_mut_ptr(),
         ld: m,
     };
-    let (xd, yd): (&[T], &[T]) = (&x.data, &y.data);
     (0..nti * ntj).into_par_iter().for_each(|b| {
         let (bi, bj) = (b / ntj, b % ntj);
         let (i0, j0) = (bi * tile, bj * tile);
         let (rows, cols) = (tile.min(n - i0), tile.min(m - j0));
         // SAFETY: each block index b is handled by one task; blocks are disjoint and inside out.
-        unsafe { compute_block(&plan, (xd, yd, x.d), (i0, rows), (j0, cols), &shared) };
+        unsafe { compute_block(&plan, (x, y), (i0, rows), (j0, cols), &shared, false) };
     });
 }

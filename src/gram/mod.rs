@@ -3,6 +3,7 @@
 
 mod analysis;
 mod assemble;
+mod centre;
 mod combine;
 mod input;
 mod kpca;

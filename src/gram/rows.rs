@@ -1,7 +1,7 @@
 //! Rows of a kernel matrix on demand, without the full n x n matrix (an n = 100k f64 Gram
 //! matrix is 80 GB): the solvers ask for the rows they need.
 
-use super::assemble::{assemble_cross, aux_of, GramOptions};
+use super::assemble::{assemble_cross, aux_of, centre_for, GramOptions, Operand};
 use super::input::{rows_of, Rows};
 use super::normalize::{Normalization, TrainStats};
 use super::spec::Kernel;
@@ -71,9 +71,13 @@ impl<T: Real> RowSource<T> for Matrix<T> {
 /// K(X, X) computed row block by row block from the data (same tiled kernels as
 /// [`super::gram`]), optionally normalised with the statistics of the full matrix (computed once
 /// at construction in O(n) memory). Rows agree with [`super::gram`] to rounding (not bitwise:
-/// the GEMM blocking differs).
+/// the GEMM blocking differs). For rbf the source also keeps the centred copy of X that the
+/// GEMM reads (n x d more, see [`super::gram`]), made once at construction with the shift of
+/// [`super::gram`]; entries where the distance cancels are refined the same way.
 pub struct KernelRows<T: Real> {
     x: Vec<T>,
+    /// rbf: X minus its shift (the GEMM's input).
+    xc: Option<Vec<T>>,
     n: usize,
     d: usize,
     kernel: Kernel,
@@ -95,7 +99,9 @@ impl<T: Real> KernelRows<T> {
         opts.validate()?;
         let stats = TrainStats::from_data(x, &kernel, normalization, opts)?;
         let self_sim = super::normalize::self_similarities(x, &kernel)?;
+        let xc = centre_for(&kernel, &rows, &rows, "X")?;
         Ok(KernelRows {
+            xc,
             x: rows.data.into_owned(),
             n: rows.n,
             d: rows.d,
@@ -127,6 +133,13 @@ impl<T: Real> RowSource<T> for KernelRows<T> {
         for &i in idx {
             gathered.extend_from_slice(&self.x[i * d..(i + 1) * d]);
         }
+        let sub_c = self.xc.as_ref().map(|xc| {
+            let mut g = Vec::with_capacity(idx.len() * d);
+            for &i in idx {
+                g.extend_from_slice(&xc[i * d..(i + 1) * d]);
+            }
+            g
+        });
         let sub = Rows {
             data: Cow::Owned(gathered),
             n: idx.len(),
@@ -137,8 +150,12 @@ impl<T: Real> RowSource<T> for KernelRows<T> {
             n: self.n,
             d,
         };
+        let (xo, yo) = (
+            Operand::new(&sub, sub_c.as_deref()),
+            Operand::new(&all, self.xc.as_deref()),
+        );
         self.opts
-            .install(|| assemble_cross(&sub, &all, &self.kernel, self.opts.tile, out))?;
+            .install(|| assemble_cross(xo, yo, &self.kernel, self.opts.tile, out))?;
         // Exact values where the full matrix has them exactly (as `assemble::fix_diagonal`
         // sets them): 1 for rbf and laplacian, and 1 for cosine where the point's reciprocal
         // norm (the epilogue's, computed the same way) is non-zero.
