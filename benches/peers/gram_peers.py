@@ -148,6 +148,8 @@ def main():
                 "kernel": kernel, "dtype": dtype, "n": n, "d": d, "threads": THREADS,
                 "mmfuse_seconds": ours["seconds"], "mmfuse_gflops": ours["gflops"],
                 "faer_gemm_seconds": ours["gemm_seconds"], "ratio_vs_gemm": ours["ratio_vs_gemm"],
+                "faer_half_gemm_seconds": ours.get("half_gemm_seconds"),
+                "fraction_of_limit": ours.get("fraction_of_limit"), "isa": ours.get("isa"),
                 "sklearn_seconds": sk, "speedup_vs_sklearn": sk / ours["seconds"],
                 "torch_seconds": th, "speedup_vs_torch": (th / ours["seconds"]) if th else None,
             }
@@ -155,13 +157,15 @@ def main():
             if args.json:
                 print(json.dumps(row), flush=True)
     if not args.json:
-        print("| kernel | dtype | n | d | mmfuse s | faer GEMM s | ratio_vs_gemm | sklearn s | x sklearn | torch s | x torch |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("| kernel | dtype | n | d | isa | mmfuse s | faer GEMM s | ratio_vs_gemm | faer half GEMM s | fraction_of_limit | sklearn s | x sklearn | torch s | x torch |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             ts = f"{r['torch_seconds']:.4f}" if r["torch_seconds"] else "-"
             tx = f"{r['speedup_vs_torch']:.2f}" if r["speedup_vs_torch"] else "-"
-            print(f"| {r['kernel']} | {r['dtype']} | {r['n']} | {r['d']} | {r['mmfuse_seconds']:.4f} | "
-                  f"{r['faer_gemm_seconds']:.4f} | {r['ratio_vs_gemm']:.2f} | {r['sklearn_seconds']:.4f} | "
+            half = r["faer_half_gemm_seconds"]
+            print(f"| {r['kernel']} | {r['dtype']} | {r['n']} | {r['d']} | {r['isa']} | {r['mmfuse_seconds']:.4f} | "
+                  f"{r['faer_gemm_seconds']:.4f} | {r['ratio_vs_gemm']:.2f} | "
+                  f"{half:.4f} | {r['fraction_of_limit']:.2f} | {r['sklearn_seconds']:.4f} | "
                   f"{r['speedup_vs_sklearn']:.2f} | {ts} | {tx} |")
 
 

@@ -42,9 +42,12 @@ impl BarChart {
     pub fn to_svg(&self) -> String {
         let (left, right, top, bottom) = (56.0, 16.0, 52.0, 70.0);
         let bars = self.series.len().max(1) as f64;
-        let group_w = (bars * 12.0 + 10.0).max(36.0);
-        let pw = group_w * self.categories.len().max(1) as f64;
-        let (width, height) = ((left + pw + right).max(360.0), 360.0);
+        let ncat = self.categories.len().max(1) as f64;
+        // At least wide enough for a title of about 70 characters; the groups share the plot.
+        let width = (left + (bars * 12.0 + 10.0).max(36.0) * ncat + right).max(560.0);
+        let height = 360.0;
+        let pw = width - left - right;
+        let group_w = pw / ncat;
         let ph = height - top - bottom;
         let (y0, y1) = self.y_range;
         let sy = |y: f64| top + ph - (y.clamp(y0, y1) - y0) / (y1 - y0) * ph;
@@ -63,8 +66,8 @@ impl BarChart {
             width / 2.0,
             escape(&self.title)
         );
-        for k in 0..=4 {
-            let v = y0 + (y1 - y0) * k as f64 / 4.0;
+        for k in 0..=5 {
+            let v = y0 + (y1 - y0) * k as f64 / 5.0;
             let y = sy(v);
             let _ = writeln!(
                 s,
@@ -76,7 +79,7 @@ impl BarChart {
             );
         }
         for (c, name) in self.categories.iter().enumerate() {
-            let gx = left + group_w * c as f64 + 5.0;
+            let gx = left + group_w * c as f64 + (group_w - 12.0 * bars + 2.0) / 2.0;
             for (k, ser) in self.series.iter().enumerate() {
                 let Some(&v) = ser.values.get(c) else {
                     continue;
@@ -95,7 +98,7 @@ impl BarChart {
                     escape(&ser.name)
                 );
             }
-            let cx = gx + (group_w - 10.0) / 2.0;
+            let cx = gx + (12.0 * bars - 2.0) / 2.0;
             let ly = top + ph + 12.0;
             let _ = writeln!(
                 s,
