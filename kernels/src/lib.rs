@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 mod distance;
+mod elementwise;
 mod epilogue;
 mod exp;
 mod lmf;
@@ -279,6 +280,35 @@ simd_op!(LmfBackwardOp<'a, 'b, 'c, 'd> {
     dsum: Option<&'a mut [&'d mut [T]]>,
     scratch: &'a mut [T]
 } => lmf_fuse_backward);
+
+/// `out[i] *= a[i]` (the elementwise product of kernel matrices for interaction blocks).
+///
+/// # Panics
+/// If the slices differ in length.
+pub fn hadamard_in_place<T: Float>(out: &mut [T], a: &[T]) {
+    hadamard_in_place_on(arch(), out, a)
+}
+
+/// [`hadamard_in_place`] on a given instruction set.
+pub fn hadamard_in_place_on<T: Float>(arch: Arch, out: &mut [T], a: &[T]) {
+    arch.dispatch(elementwise::HadamardOp { out, a })
+}
+
+/// Whether any entry of one row of a centred Gram tile needs the exact refinement of the rbf
+/// kernel: `fl(s - 2 g) < tau s` with `s = fl(r + c_j)`, `g = row[j]` (`r` the row point's
+/// centred squared norm, `cs` the column points'). The same IEEE operations on every
+/// instruction set, so the answer never depends on it.
+///
+/// # Panics
+/// If `row` and `cs` differ in length.
+pub fn any_cancelled<T: Float>(row: &[T], cs: &[T], r: T, tau: T) -> bool {
+    any_cancelled_on(arch(), row, cs, r, tau)
+}
+
+/// [`any_cancelled`] on a given instruction set.
+pub fn any_cancelled_on<T: Float>(arch: Arch, row: &[T], cs: &[T], r: T, tau: T) -> bool {
+    arch.dispatch(elementwise::AnyCancelledOp { row, cs, r, tau })
+}
 
 /// `x[i] = exp(x[i])`. Maximum error 2 ulp; `exp(NaN) = NaN`, `exp(-inf) = 0`, subnormal results
 /// rounded, not flushed.

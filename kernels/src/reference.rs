@@ -388,3 +388,13 @@ pub fn symmetric_block_is_bad(
     }
     false
 }
+
+/// Scalar twin of [`crate::hadamard_in_place`].
+pub fn hadamard_in_place<T: Float>(out: &mut [T], a: &[T]) {
+    crate::elementwise::hadamard_loop(out, a)
+}
+
+/// Scalar twin of [`crate::any_cancelled`].
+pub fn any_cancelled<T: Float>(row: &[T], cs: &[T], r: T, tau: T) -> bool {
+    crate::elementwise::any_cancelled_loop(row, cs, r, tau)
+}

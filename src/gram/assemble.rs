@@ -382,22 +382,14 @@ fn cancelled<T: Real>(
     out: &mut Vec<(usize, usize)>,
 ) {
     let tau = T::from_f64(TAU);
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = std::arch::is_x86_feature_detected!("avx2");
+    let arch = kernels::arch();
     for (i, &r) in ra.iter().enumerate() {
         let from = if upper_only { i + 1 } else { 0 };
         let row = &tile.row(i)[from.min(ca.len())..];
         let cs = &ca[from.min(ca.len())..];
-        #[cfg(target_arch = "x86_64")]
-        let any = if avx2 {
-            // SAFETY: the CPU has AVX2 (checked above).
-            unsafe { any_cancelled_avx2(row, cs, r, tau) }
-        } else {
-            any_cancelled(row, cs, r, tau)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let any = any_cancelled(row, cs, r, tau);
-        if any {
+        // The branch-free pass (mmfuse-kernels, compiled per instruction set); the common
+        // case is that nothing is found.
+        if kernels::any_cancelled_on(arch, row, cs, r, tau) {
             for (j, (&g, &c)) in row.iter().zip(cs).enumerate() {
                 if is_cancelled(g, r, c, tau) {
                     out.push((i, from + j));
@@ -413,22 +405,6 @@ fn cancelled<T: Real>(
 fn is_cancelled<T: Real>(g: T, r: T, c: T, tau: T) -> bool {
     let s = r + c;
     s - (g + g) < tau * s
-}
-
-/// Whether any entry of a row is cancelled; branch-free, so that it vectorises.
-#[inline(always)]
-fn any_cancelled<T: Real>(row: &[T], cs: &[T], r: T, tau: T) -> bool {
-    row.iter()
-        .zip(cs)
-        .fold(false, |acc, (&g, &c)| acc | is_cancelled(g, r, c, tau))
-}
-
-/// [`any_cancelled`] compiled for AVX2 (twice the SSE2 width of the baseline build; the same
-/// IEEE operations, so the same answer).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn any_cancelled_avx2<T: Real>(row: &[T], cs: &[T], r: T, tau: T) -> bool {
-    any_cancelled(row, cs, r, tau)
 }
 
 /// `|x - y|^2` from the data, in f64: each difference in f64 (exact for f32 inputs unless

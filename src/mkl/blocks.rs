@@ -196,13 +196,10 @@ fn product(kernels: &[Matrix<f64>], members: &[usize]) -> Result<Matrix<f64>> {
     Ok(out)
 }
 
-/// `out[i] *= a[i]`, in parallel over fixed chunks.
+/// `out[i] *= a[i]`, in parallel over fixed chunks, each a SIMD pass (mmfuse-kernels).
 pub(crate) fn hadamard_in_place(out: &mut [f64], a: &[f64]) {
+    let arch = mmfuse_kernels::arch();
     out.par_chunks_mut(CHUNK)
         .zip(a.par_chunks(CHUNK))
-        .for_each(|(o, a)| {
-            for (x, y) in o.iter_mut().zip(a) {
-                *x *= *y;
-            }
-        });
+        .for_each(|(o, a)| mmfuse_kernels::hadamard_in_place_on(arch, o, a));
 }
