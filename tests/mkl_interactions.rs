@@ -341,3 +341,27 @@ fn bad_block_input_is_an_error() {
     let e = BlockKernels::fit(&["v", "a"], &refs, &BlockSpec::Pairs).unwrap_err();
     assert!(e.to_string().contains("3 kernels"), "{e}");
 }
+
+/// The block kernels (the Hadamard products run in parallel chunks) are bitwise the same on 1
+/// and 2 threads.
+#[test]
+fn block_kernels_do_not_depend_on_the_thread_count() {
+    let (xs, _) = planted(4, 150, 3, |v, _, _| v);
+    let raw = raw_kernels(&xs);
+    let refs: Vec<&Matrix<f64>> = raw.iter().collect();
+    let run = |t: usize| {
+        mmfuse::threads::install(Some(t), || {
+            BlockKernels::fit(&["v", "a", "t"], &refs, &BlockSpec::All).unwrap()
+        })
+        .unwrap()
+    };
+    let ((b1, k1), (b2, k2)) = (run(1), run(2));
+    assert_eq!(b1, b2);
+    for (x, y) in k1.iter().zip(&k2) {
+        assert!(x
+            .as_slice()
+            .iter()
+            .zip(y.as_slice())
+            .all(|(p, q)| p.to_bits() == q.to_bits()));
+    }
+}
