@@ -1,7 +1,7 @@
 //! Grouped bar charts for the demo (relevance per block, accuracy per view), in the same plain,
 //! deterministic SVG as the scatter and line charts of `svg.rs`.
 
-use super::svg::escape;
+use super::svg::{escape, open_document};
 use std::fmt::Write;
 
 /// One group of bars: a value per category.
@@ -51,21 +51,7 @@ impl BarChart {
         let ph = height - top - bottom;
         let (y0, y1) = self.y_range;
         let sy = |y: f64| top + ph - (y.clamp(y0, y1) - y0) / (y1 - y0) * ph;
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
-        );
-        let _ = writeln!(
-            s,
-            r#"<rect width="{width}" height="{height}" fill="white"/>"#
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="18" text-anchor="middle" font-size="13" font-weight="bold">{}</text>"#,
-            width / 2.0,
-            escape(&self.title)
-        );
+        let mut s = open_document(width, height, &self.title, 18.0);
         for k in 0..=5 {
             let v = y0 + (y1 - y0) * k as f64 / 5.0;
             let y = sy(v);

@@ -87,6 +87,27 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
+/// The start of a chart document: the `<svg>` element, a white background and the title
+/// centred at height `title_y`.
+pub(crate) fn open_document(width: f64, height: f64, title: &str, title_y: f64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<rect width="{width}" height="{height}" fill="white"/>"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{title_y}" text-anchor="middle" font-size="13" font-weight="bold">{}</text>"#,
+        width / 2.0,
+        escape(title)
+    );
+    s
+}
+
 pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -121,21 +142,7 @@ impl Chart {
         let (pw, ph) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
         let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
         let sy = |y: f64| TOP + ph - (y - y0) / (y1 - y0) * ph;
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">"#
-        );
-        let _ = writeln!(
-            s,
-            r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="20" text-anchor="middle" font-size="13" font-weight="bold">{}</text>"#,
-            WIDTH / 2.0,
-            escape(&self.title)
-        );
+        let mut s = open_document(WIDTH, HEIGHT, &self.title, 20.0);
         // Grid, ticks and tick labels.
         for t in nice_ticks(x0, x1, 6) {
             let x = sx(t);
