@@ -70,6 +70,7 @@ mod forward;
 mod init;
 mod loss;
 mod model;
+pub mod relevance;
 mod train;
 pub mod weights;
 
