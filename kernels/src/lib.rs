@@ -47,6 +47,7 @@
 //! and scalar paths, instead of being repeated before a `match` on `Arch`.
 #![warn(missing_docs)]
 
+mod cp_block;
 mod distance;
 mod elementwise;
 mod epilogue;
@@ -58,6 +59,7 @@ mod smo;
 mod symmetry;
 mod tile;
 
+pub use cp_block::{CpPart, CpPartMut};
 pub use distance::{pack_panel, panel_width, PANEL_PAD};
 pub use epilogue::Epilogue;
 pub use simd::Float;
@@ -292,6 +294,98 @@ pub fn hadamard_in_place<T: Float>(out: &mut [T], a: &[T]) {
 /// [`hadamard_in_place`] on a given instruction set.
 pub fn hadamard_in_place_on<T: Float>(arch: Arch, out: &mut [T], a: &[T]) {
     arch.dispatch(elementwise::HadamardOp { out, a })
+}
+
+/// One interaction block of the block low-rank fusion model on `rows` rows: adds
+/// `sum_i w[i] prod_m P_m[i h + k]` to `out[row][k]`, where each member's `P_m` is `r h`
+/// consecutive values of its projection row starting at its [`CpPart::offset`].
+/// `scratch` holds at least `r h` values.
+///
+/// # Panics
+/// On buffers too short for `rows`, offsets past a stride, `w` not of length `rank`, or no
+/// members.
+pub fn cp_block_forward<T: Float>(
+    parts: &[CpPart<'_, T>],
+    rows: usize,
+    rank: usize,
+    h: usize,
+    w: &[T],
+    out: &mut [T],
+    scratch: &mut [T],
+) {
+    cp_block_forward_on(arch(), parts, rows, rank, h, w, out, scratch)
+}
+
+/// [`cp_block_forward`] on a given instruction set.
+#[allow(clippy::too_many_arguments)]
+pub fn cp_block_forward_on<T: Float>(
+    arch: Arch,
+    parts: &[CpPart<'_, T>],
+    rows: usize,
+    rank: usize,
+    h: usize,
+    w: &[T],
+    out: &mut [T],
+    scratch: &mut [T],
+) {
+    arch.dispatch(cp_block::CpForwardOp {
+        parts,
+        rows,
+        rank,
+        h,
+        w,
+        out,
+        scratch,
+    })
+}
+
+/// The backward pass of [`cp_block_forward`] for output gradients `g` (`rows x h`): writes each
+/// member's projection gradients `g[k] w[i] prod_{m' != m} P_m'[i h + k]` into the block's
+/// columns of `grads[m]` and adds `sum_k g[k] prod_m P_m[i h + k]` to `gw[i]`. `scratch` holds
+/// at least `(members + 1) r h` values.
+///
+/// # Panics
+/// As [`cp_block_forward`], and when `grads` does not have one buffer per member.
+#[allow(clippy::too_many_arguments)]
+pub fn cp_block_backward<T: Float>(
+    parts: &[CpPart<'_, T>],
+    grads: &mut [CpPartMut<'_, T>],
+    rows: usize,
+    rank: usize,
+    h: usize,
+    w: &[T],
+    g: &[T],
+    gw: &mut [T],
+    scratch: &mut [T],
+) {
+    cp_block_backward_on(arch(), parts, grads, rows, rank, h, w, g, gw, scratch)
+}
+
+/// [`cp_block_backward`] on a given instruction set.
+#[allow(clippy::too_many_arguments)]
+pub fn cp_block_backward_on<T: Float>(
+    arch: Arch,
+    parts: &[CpPart<'_, T>],
+    grads: &mut [CpPartMut<'_, T>],
+    rows: usize,
+    rank: usize,
+    h: usize,
+    w: &[T],
+    g: &[T],
+    gw: &mut [T],
+    scratch: &mut [T],
+) {
+    arch.dispatch(cp_block::CpBackwardOp {
+        parts,
+        grads,
+        rows,
+        rank,
+        h,
+        w,
+        g,
+        gw,
+        scratch,
+    })
 }
 
 /// Whether any entry of one row of a centred Gram tile needs the exact refinement of the rbf

@@ -398,3 +398,32 @@ pub fn hadamard_in_place<T: Float>(out: &mut [T], a: &[T]) {
 pub fn any_cancelled<T: Float>(row: &[T], cs: &[T], r: T, tau: T) -> bool {
     crate::elementwise::any_cancelled_loop(row, cs, r, tau)
 }
+
+/// Scalar twin of [`crate::cp_block_forward`].
+pub fn cp_block_forward<T: Float>(
+    parts: &[crate::CpPart<'_, T>],
+    rows: usize,
+    rank: usize,
+    h: usize,
+    w: &[T],
+    out: &mut [T],
+    scratch: &mut [T],
+) {
+    crate::cp_block::forward_loop(parts, rows, rank, h, w, out, scratch)
+}
+
+/// Scalar twin of [`crate::cp_block_backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn cp_block_backward<T: Float>(
+    parts: &[crate::CpPart<'_, T>],
+    grads: &mut [crate::CpPartMut<'_, T>],
+    rows: usize,
+    rank: usize,
+    h: usize,
+    w: &[T],
+    g: &[T],
+    gw: &mut [T],
+    scratch: &mut [T],
+) {
+    crate::cp_block::backward_loop(parts, grads, rows, rank, h, w, g, gw, scratch)
+}
