@@ -1161,7 +1161,7 @@ fn bad_inputs_are_refused_clearly() {
         .contains("1 inputs given; the model has 2 modalities (m0, m1)"));
     let wide = Matrix::filled(4, 5, 0.0f32);
     assert!(err(model.forward(&[v[0], wide.as_mat_ref()], &opts))
-        .contains("input `m1` has 5 features but the model's `m1_factor` expects 2"));
+        .contains("input `m1` has 5 features but the model expects 2"));
     let short = Matrix::filled(3, 2, 0.0f32);
     assert!(err(model.forward(&[v[0], short.as_mat_ref()], &opts))
         .contains("row counts differ: `m0` has 4 rows, `m1` has 3"));

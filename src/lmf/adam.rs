@@ -152,19 +152,7 @@ impl<T: Real> Adam<T> {
         g_tensors.push(&grads.fusion_weights);
         g_tensors.push(&grads.bias);
         self.step += 1;
-        let c = &self.config;
-        let t = self.step as f64;
-        let bias_correction1 = 1.0 - c.betas.0.powf(t);
-        let bias_correction2 = 1.0 - c.betas.1.powf(t);
-        let k = Coeffs {
-            one_minus_beta1: T::from_f64(1.0 - c.betas.0),
-            beta2: T::from_f64(c.betas.1),
-            one_minus_beta2: T::from_f64(1.0 - c.betas.1),
-            bc2_sqrt: T::from_f64(bias_correction2.sqrt()),
-            eps: T::from_f64(c.eps),
-            neg_step_size: T::from_f64(-(c.lr / bias_correction1)),
-            weight_decay: (c.weight_decay != 0.0).then(|| T::from_f64(c.weight_decay)),
-        };
+        let k = Coeffs::new(&self.config, self.step);
         let params = tensors(model);
         let mut bad = None;
         for (i, (((p, g), (m, v)), out)) in params
@@ -218,6 +206,40 @@ struct Coeffs<T> {
     eps: T,
     neg_step_size: T,
     weight_decay: Option<T>,
+}
+
+impl<T: Real> Coeffs<T> {
+    /// The constants of step `step` (1-based) under `c`.
+    fn new(c: &AdamConfig, step: u64) -> Self {
+        let t = step as f64;
+        let bias_correction1 = 1.0 - c.betas.0.powf(t);
+        let bias_correction2 = 1.0 - c.betas.1.powf(t);
+        Coeffs {
+            one_minus_beta1: T::from_f64(1.0 - c.betas.0),
+            beta2: T::from_f64(c.betas.1),
+            one_minus_beta2: T::from_f64(1.0 - c.betas.1),
+            bc2_sqrt: T::from_f64(bias_correction2.sqrt()),
+            eps: T::from_f64(c.eps),
+            neg_step_size: T::from_f64(-(c.lr / bias_correction1)),
+            weight_decay: (c.weight_decay != 0.0).then(|| T::from_f64(c.weight_decay)),
+        }
+    }
+}
+
+/// One Adam update (step `step`, 1-based) of a flat parameter vector `p` with gradient `g` and
+/// moments `m`, `v`: the same formulas and code as [`Adam::step`], for models that keep their
+/// parameters in one vector (the block model). Writes the new values to `out`; false if any
+/// is not finite.
+pub(crate) fn adam_update_flat<T: Real>(
+    c: &AdamConfig,
+    step: u64,
+    p: &[T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    out: &mut [T],
+) -> bool {
+    update_par(&Coeffs::new(c, step), p, g, m, v, out)
 }
 
 /// Elements per parallel task of the update (element-wise, so the result does not depend on the

@@ -699,6 +699,7 @@ impl<T: Real> LmfModel<T> {
         opts: &LmfOptions,
     ) -> Result<(f64, LmfGradients<T>)> {
         opts.validate()?;
+        loss.check_elementwise()?;
         let (rows, n) = self.check_inputs(xs)?;
         let t = self.check_output_like(targets, n, "targets")?;
         let slices: Vec<&[T]> = rows.iter().map(|r| &r[..]).collect();

@@ -66,6 +66,7 @@
 mod adam;
 mod backward;
 mod block;
+pub mod blockwise;
 mod forward;
 mod init;
 mod loss;

@@ -406,43 +406,7 @@ impl<T: Real> LmfModel<T> {
     /// Orders inputs given by name into the model's order. Every modality must be given exactly
     /// once; unknown names are refused.
     pub fn order_inputs<'a>(&self, named: &[(&str, MatRef<'a, T>)]) -> Result<Vec<MatRef<'a, T>>> {
-        let mut slots: Vec<Option<MatRef<'a, T>>> = vec![None; self.names.len()];
-        for (name, x) in named {
-            let idx = self.names.iter().position(|n| n == name).ok_or_else(|| {
-                Error::param(
-                    "inputs",
-                    format!(
-                        "unknown modality `{name}` (the model has {})",
-                        self.names.join(", ")
-                    ),
-                )
-            })?;
-            if slots[idx].is_some() {
-                return Err(Error::param(
-                    "inputs",
-                    format!("modality `{name}` is given twice"),
-                ));
-            }
-            slots[idx] = Some(*x);
-        }
-        let missing: Vec<&str> = self
-            .names
-            .iter()
-            .zip(&slots)
-            .filter(|(_, s)| s.is_none())
-            .map(|(n, _)| n.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::param(
-                "inputs",
-                format!(
-                    "missing modality {} (the model has {})",
-                    missing.join(", "),
-                    self.names.join(", ")
-                ),
-            ));
-        }
-        Ok(slots.into_iter().flatten().collect())
+        order_by_name(&self.names, named)
     }
 
     /// Checks inputs in the model's order (count, feature sizes, equal row counts, at least one
@@ -451,40 +415,7 @@ impl<T: Real> LmfModel<T> {
         &self,
         xs: &[MatRef<'a, T>],
     ) -> Result<(Vec<Cow<'a, [T]>>, usize)> {
-        if xs.len() != self.names.len() {
-            return Err(Error::Shape(format!(
-                "{} inputs given; the model has {} modalities ({})",
-                xs.len(),
-                self.names.len(),
-                self.names.join(", ")
-            )));
-        }
-        let n = xs[0].nrows();
-        for ((x, name), &d) in xs.iter().zip(&self.names).zip(&self.dims) {
-            if x.ncols() != d {
-                return Err(Error::Shape(format!(
-                    "input `{name}` has {} features but the model's `{name}_factor` expects {d}",
-                    x.ncols()
-                )));
-            }
-            if x.nrows() != n {
-                return Err(Error::Shape(format!(
-                    "row counts differ: `{}` has {n} rows, `{name}` has {}",
-                    self.names[0],
-                    x.nrows()
-                )));
-            }
-        }
-        if n == 0 {
-            return Err(Error::Empty("the inputs have no rows".into()));
-        }
-        let mut rows = Vec::with_capacity(xs.len());
-        for ((x, name), &d) in xs.iter().zip(&self.names).zip(&self.dims) {
-            let data = contiguous(*x);
-            check_finite_slice(&data, d, &format!("input `{name}`"))?;
-            rows.push(data);
-        }
-        Ok((rows, n))
+        check_inputs(&self.names, &self.dims, xs)
     }
 
     /// Checks a matrix that must be `n x h` and finite (targets, output gradients), returning its
@@ -529,4 +460,91 @@ pub(crate) fn checked_count<T>(shape: &[usize], what: &str) -> Result<usize> {
     };
     crate::limits::check_alloc::<T>(count, 1, &format!("{what} of shape {shape:?}"))?;
     Ok(count)
+}
+
+/// Orders inputs given by name into the model's order. Every modality must be given exactly
+/// once; unknown names are refused.
+pub(crate) fn order_by_name<'a, T: Real>(
+    names: &[String],
+    named: &[(&str, MatRef<'a, T>)],
+) -> Result<Vec<MatRef<'a, T>>> {
+    let mut slots: Vec<Option<MatRef<'a, T>>> = vec![None; names.len()];
+    for (name, x) in named {
+        let idx = names.iter().position(|n| n == name).ok_or_else(|| {
+            Error::param(
+                "inputs",
+                format!(
+                    "unknown modality `{name}` (the model has {})",
+                    names.join(", ")
+                ),
+            )
+        })?;
+        if slots[idx].is_some() {
+            return Err(Error::param(
+                "inputs",
+                format!("modality `{name}` is given twice"),
+            ));
+        }
+        slots[idx] = Some(*x);
+    }
+    let missing: Vec<&str> = names
+        .iter()
+        .zip(&slots)
+        .filter(|(_, s)| s.is_none())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::param(
+            "inputs",
+            format!(
+                "missing modality {} (the model has {})",
+                missing.join(", "),
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(slots.into_iter().flatten().collect())
+}
+
+/// Checks inputs in the model's order (count, feature sizes, equal row counts, at least one
+/// row, finite values) and returns their rows contiguously with the row count.
+pub(crate) fn check_inputs<'a, T: Real>(
+    names: &[String],
+    dims: &[usize],
+    xs: &[MatRef<'a, T>],
+) -> Result<(Vec<Cow<'a, [T]>>, usize)> {
+    if xs.len() != names.len() {
+        return Err(Error::Shape(format!(
+            "{} inputs given; the model has {} modalities ({})",
+            xs.len(),
+            names.len(),
+            names.join(", ")
+        )));
+    }
+    let n = xs[0].nrows();
+    for ((x, name), &d) in xs.iter().zip(names).zip(dims) {
+        if x.ncols() != d {
+            return Err(Error::Shape(format!(
+                "input `{name}` has {} features but the model expects {d}",
+                x.ncols()
+            )));
+        }
+        if x.nrows() != n {
+            return Err(Error::Shape(format!(
+                "row counts differ: `{}` has {n} rows, `{name}` has {}",
+                names[0],
+                x.nrows()
+            )));
+        }
+    }
+    if n == 0 {
+        return Err(Error::Empty("the inputs have no rows".into()));
+    }
+    let mut rows = Vec::with_capacity(xs.len());
+    for ((x, name), &d) in xs.iter().zip(names).zip(dims) {
+        let data = contiguous(*x);
+        check_finite_slice(&data, d, &format!("input `{name}`"))?;
+        rows.push(data);
+    }
+    Ok((rows, n))
 }

@@ -85,6 +85,7 @@ impl TrainOptions {
         if self.batch_size == 0 {
             return Err(Error::param("batch_size", "must be >= 1"));
         }
+        self.loss.check_elementwise()?;
         self.adam().validate()?;
         if !(0.0..1.0).contains(&self.validation_fraction) {
             return Err(Error::param(
