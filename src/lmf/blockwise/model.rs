@@ -209,6 +209,12 @@ impl<T: Real> BlockLmf<T> {
         &self.params
     }
 
+    /// All parameters, mutable, in their flat layout (e.g. to read a gradient vector from
+    /// [`BlockLmf::loss_and_gradients`] tensor by tensor through a copy of the model).
+    pub fn params_mut(&mut self) -> &mut [T] {
+        &mut self.params
+    }
+
     /// The normalisation statistics, one per modality.
     pub fn stats(&self) -> &[ModalityStats<T>] {
         &self.stats
