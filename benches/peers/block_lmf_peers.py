@@ -19,8 +19,8 @@ torch.optim.Adam step (its defaults, lr 1e-3). PyTorch runs in two variants, bot
     (h unimodal columns, then r h columns per interaction block), the blocks sliced from the
     product.
 The faster of the two in each round is the reference. mmfuse runs `mmfuse bench lmf --train
---blocks pairs --relevance-p 1 --reg 0.01 --json` on the same cases (`loss_and_gradients` with the
-regulariser + one Adam step). Each figure is the median over timed calls after a warm-up (at least
+--blocks pairs --relevance-p 1 --reg 0.01 --json` on the same cases (`BlockLmf::step_normalized`:
+forward, loss, backward, the regulariser's gradient in closed form, one Adam step). Each figure is the median over timed calls after a warm-up (at least
 `--runs` calls, more for fast cases so that each side is timed for about `--seconds`), and each
 case runs `--rounds` times alternating the sides: the table shows the median over rounds of each
 side's samples/s and the median of the per-round ratios mmfuse / fastest PyTorch (> 1: mmfuse is

@@ -513,6 +513,18 @@ pub(crate) fn check_inputs<'a, T: Real>(
     dims: &[usize],
     xs: &[MatRef<'a, T>],
 ) -> Result<(Vec<Cow<'a, [T]>>, usize)> {
+    let (rows, n) = check_input_shapes(names, dims, xs)?;
+    check_inputs_finite(names, dims, &rows)?;
+    Ok((rows, n))
+}
+
+/// [`check_inputs`] without the scan for non-finite values (for callers that find them
+/// another way).
+pub(crate) fn check_input_shapes<'a, T: Real>(
+    names: &[String],
+    dims: &[usize],
+    xs: &[MatRef<'a, T>],
+) -> Result<(Vec<Cow<'a, [T]>>, usize)> {
     if xs.len() != names.len() {
         return Err(Error::Shape(format!(
             "{} inputs given; the model has {} modalities ({})",
@@ -540,11 +552,18 @@ pub(crate) fn check_inputs<'a, T: Real>(
     if n == 0 {
         return Err(Error::Empty("the inputs have no rows".into()));
     }
-    let mut rows = Vec::with_capacity(xs.len());
-    for ((x, name), &d) in xs.iter().zip(names).zip(dims) {
-        let data = contiguous(*x);
-        check_finite_slice(&data, d, &format!("input `{name}`"))?;
-        rows.push(data);
-    }
+    let rows = xs.iter().map(|x| contiguous(*x)).collect();
     Ok((rows, n))
+}
+
+/// Errors on the first non-finite value of checked inputs (see [`check_input_shapes`]).
+pub(crate) fn check_inputs_finite<T: Real>(
+    names: &[String],
+    dims: &[usize],
+    rows: &[Cow<'_, [T]>],
+) -> Result<()> {
+    for ((data, name), &d) in rows.iter().zip(names).zip(dims) {
+        check_finite_slice(data, d, &format!("input `{name}`"))?;
+    }
+    Ok(())
 }

@@ -61,10 +61,12 @@ mod optim;
 mod pass;
 mod penalty;
 mod stats;
+mod step;
 mod train;
 
 pub use file::{is_block_model_file, FORMAT, FORMAT_VERSION, METADATA_KEY};
 pub use model::{BlockLmf, Relevance};
 pub use optim::Optimizer;
 pub use stats::ModalityStats;
+pub use step::BlockOptimizer;
 pub use train::{BlockEpochReport, BlockTrainHistory, BlockTrainOptions};

@@ -125,6 +125,11 @@ impl<T: Real> OptimizerState<T> {
         }
     }
 
+    /// Steps taken.
+    pub(crate) fn steps(&self) -> u64 {
+        self.step
+    }
+
     /// One update of `params` with `grads`; on a non-finite result the parameters are left
     /// unchanged and `Diverged` is returned.
     pub(crate) fn step(&mut self, params: &mut Vec<T>, grads: &[T]) -> Result<()> {

@@ -1,4 +1,4 @@
-//! The forward and backward passes over a batch: chunks of [`CHUNK_ROWS`] rows in parallel;
+//! The forward and backward passes over a batch: chunks of `CHUNK_ROWS` rows in parallel;
 //! per chunk and modality one GEMM gives the projections of every block containing the
 //! modality (`X_m V_m`, see `layout.rs`), the SIMD block passes of `mmfuse-kernels`
 //! (`cp_block_forward` / `cp_block_backward`) combine them while they are in cache, and one
@@ -7,6 +7,7 @@
 
 use super::layout::Layout;
 use super::stats::ModalityStats;
+use crate::lmf::block::{ensure_bufs, Cached};
 use crate::lmf::loss::{softmax_row_loss, Loss};
 use crate::scalar::Real;
 use faer::linalg::matmul::matmul;
@@ -14,10 +15,14 @@ use faer::{Accum, MatMut, MatRef, Par};
 use mmfuse_kernels::{self as kernels, Arch, CpPart, CpPartMut};
 use rayon::prelude::*;
 
-/// Rows per chunk: fixed (never derived from the thread count) so that results do not depend
-/// on it; 128 rows keep a chunk's projections (128 x sum C_m values) in L2 and give a batch of
-/// 256 two tasks.
-pub(crate) const CHUNK_ROWS: usize = 128;
+/// Rows per chunk: fixed (never derived from the thread count, so results do not depend on
+/// it). 256 rows keep a chunk's inputs and projections in L2 (256 x 492 f32 inputs: 500 KB)
+/// and make each GEMM large enough that faer's packing and call overhead stay small.
+pub(crate) fn chunk_rows(_n: usize) -> usize {
+    CHUNK_ROWS
+}
+
+const CHUNK_ROWS: usize = 256;
 
 /// What a pass reads: the layout, the parameters and, for raw inputs, the statistics to
 /// normalise them with (None: the inputs are normalised already).
@@ -50,20 +55,33 @@ struct Scratch<T> {
     k: Vec<T>,
 }
 
+impl<T> crate::lmf::block::Bytes for Scratch<T> {
+    fn bytes(&self) -> usize {
+        let vecs = |v: &Vec<Vec<T>>| v.iter().map(|b| b.capacity()).sum::<usize>();
+        (vecs(&self.x)
+            + vecs(&self.proj)
+            + vecs(&self.dproj)
+            + self.out.capacity()
+            + self.g.capacity()
+            + self.k.capacity())
+            * std::mem::size_of::<T>()
+    }
+}
+
 fn ensure<T: Real>(v: &mut Vec<T>, len: usize) {
     if v.len() < len {
         v.resize(len, T::ZERO);
     }
 }
 
-/// The chunk's inputs (normalised when the model has statistics) and projections; returns the
-/// inputs the GEMMs read.
-fn project<'s, T: Real>(
+/// The chunk's inputs (normalised into the scratch when the model has statistics) and
+/// projections.
+fn project<T: Real>(
     pm: &PassModel<'_, T>,
-    xs: &'s [&[T]],
+    xs: &[&[T]],
     rows: std::ops::Range<usize>,
-    s: &'s mut Scratch<T>,
-) -> Vec<&'s [T]> {
+    s: &mut Scratch<T>,
+) {
     let l = pm.layout;
     let nr = rows.len();
     let nm = l.dims.len();
@@ -76,28 +94,36 @@ fn project<'s, T: Real>(
             stats[m].apply(&xs[m][rows.start * d..rows.end * d], &mut s.x[m][..nr * d]);
         }
     }
-    let inputs: Vec<&[T]> = (0..nm)
-        .map(|m| {
-            let d = l.dims[m];
-            match pm.stats {
-                Some(_) => &s.x[m][..nr * d],
-                None => &xs[m][rows.start * d..rows.end * d],
-            }
-        })
-        .collect();
     for m in 0..nm {
         let (d, c) = (l.dims[m], l.cols[m]);
         ensure(&mut s.proj[m], nr * c);
+        let x = chunk_input(pm, xs, &s.x, m, &rows);
+        let v = &pm.params[l.v_range(m)];
         matmul(
             MatMut::from_row_major_slice_mut(&mut s.proj[m][..nr * c], nr, c),
             Accum::Replace,
-            MatRef::from_row_major_slice(inputs[m], nr, d),
-            MatRef::from_row_major_slice(&pm.params[l.v_range(m)], d, c),
+            MatRef::from_row_major_slice(x, nr, d),
+            MatRef::from_row_major_slice(v, d, c),
             T::ONE,
             Par::Seq,
         );
     }
-    inputs
+}
+
+/// The rows `rows` of modality `m` as the GEMMs read them: normalised in `x` (models with
+/// statistics) or the inputs themselves.
+fn chunk_input<'a, T: Real>(
+    pm: &PassModel<'_, T>,
+    xs: &'a [&'a [T]],
+    x: &'a [Vec<T>],
+    m: usize,
+    rows: &std::ops::Range<usize>,
+) -> &'a [T] {
+    let d = pm.layout.dims[m];
+    match pm.stats {
+        Some(_) => &x[m][..rows.len() * d],
+        None => &xs[m][rows.start * d..rows.end * d],
+    }
 }
 
 /// Outputs of the chunk from its projections into `out` (`rows x h`): bias, then the
@@ -147,20 +173,21 @@ pub(crate) fn forward<T: Real>(
     out: &mut [T],
 ) {
     let h = pm.layout.h;
+    let chunk = chunk_rows(n);
     let task = |(c, o): (usize, &mut [T]), s: &mut Scratch<T>| {
-        let rows = c * CHUNK_ROWS..c * CHUNK_ROWS + o.len() / h;
+        let rows = c * chunk..c * chunk + o.len() / h;
         let nr = rows.len();
         project(pm, xs, rows, s);
         combine(arch, pm, nr, s);
         o.copy_from_slice(&s.out[..nr * h]);
     };
     let out = &mut out[..n * h];
-    if n <= CHUNK_ROWS {
-        task((0, out), &mut Scratch::default());
+    if n <= chunk {
+        task((0, out), &mut Cached::<Scratch<T>>::take());
     } else {
-        out.par_chunks_mut(CHUNK_ROWS * h)
+        out.par_chunks_mut(chunk * h)
             .enumerate()
-            .for_each_init(Scratch::default, |s, item| task(item, s));
+            .for_each_init(Cached::<Scratch<T>>::take, |s, item| task(item, s));
     }
 }
 
@@ -198,6 +225,12 @@ fn loss_chunk<T: Real>(
     }
 }
 
+/// Partial gradient vectors a batch's chunks accumulate into: chunk `c` of `chunks` goes to
+/// lane `c * LANES / chunks` (consecutive chunks share a lane), each lane adds its chunks in
+/// order, and the lanes are summed in order. A fixed number, so that the summation order (and
+/// the result) never depends on the number of threads; 8 lanes keep 2 to 8 threads busy.
+const LANES: usize = 8;
+
 /// The summed loss terms over `n` rows and the gradients of the mean loss into `grads` (flat
 /// layout, overwritten).
 pub(crate) fn loss_and_gradients<T: Real>(
@@ -210,55 +243,55 @@ pub(crate) fn loss_and_gradients<T: Real>(
     grads: &mut [T],
 ) -> f64 {
     let l = pm.layout;
-    let chunks = n.div_ceil(CHUNK_ROWS);
-    let task = |c: usize, s: &mut Scratch<T>, part: &mut [T]| -> f64 {
-        let rows = c * CHUNK_ROWS..((c + 1) * CHUNK_ROWS).min(n);
-        let nr = rows.len();
-        let inputs = project(pm, xs, rows.clone(), s);
-        // `inputs` borrows the scratch's normalised copies; keep them aside while the rest of
-        // the scratch is used.
-        let inputs: Vec<Vec<T>> = if pm.stats.is_some() {
-            inputs.iter().map(|x| x.to_vec()).collect()
-        } else {
-            Vec::new()
-        };
-        combine(arch, pm, nr, s);
-        let value = loss_chunk(loss, targets, rows.clone(), l.h, n, s);
-        backward_chunk(arch, pm, xs, &inputs, rows, s, part);
+    let chunk = chunk_rows(n);
+    let chunks = n.div_ceil(chunk);
+    let lanes = chunks.clamp(1, LANES);
+    // Lane `k` runs chunks first(k)..first(k + 1).
+    let first = |k: usize| (k * chunks).div_ceil(lanes);
+    let lane = |k: usize, s: &mut Scratch<T>, part: &mut [T]| -> f64 {
+        let mut value = 0.0;
+        for c in first(k)..first(k + 1) {
+            let rows = c * chunk..((c + 1) * chunk).min(n);
+            let nr = rows.len();
+            project(pm, xs, rows.clone(), s);
+            combine(arch, pm, nr, s);
+            value += loss_chunk(loss, targets, rows.clone(), l.h, n, s);
+            backward_chunk(arch, pm, xs, rows, s, part, c > first(k));
+        }
         value
     };
-    if chunks <= 1 {
-        let mut s = Scratch::default();
-        return task(0, &mut s, grads);
+    if lanes == 1 {
+        return lane(0, &mut Cached::<Scratch<T>>::take(), grads);
     }
-    let parts: Vec<(f64, Vec<T>)> = (0..chunks)
-        .into_par_iter()
-        .map_init(Scratch::default, |s, c| {
-            let mut part = vec![T::ZERO; l.len];
-            let v = task(c, s, &mut part);
-            (v, part)
+    // Lane buffers come from the thread's cache (a training run makes one call per batch).
+    let mut parts = Cached::<Vec<Vec<T>>>::take();
+    ensure_bufs(&mut parts, lanes, l.len);
+    let values: Vec<f64> = parts[..lanes]
+        .par_iter_mut()
+        .enumerate()
+        .map_init(Cached::<Scratch<T>>::take, |s, (k, part)| {
+            lane(k, s, &mut part[..l.len])
         })
         .collect();
-    let mut total = 0.0;
-    grads.iter_mut().for_each(|g| *g = T::ZERO);
-    for (v, part) in &parts {
-        total += v;
+    grads.copy_from_slice(&parts[0][..l.len]);
+    for part in &parts[1..lanes] {
         for (g, &p) in grads.iter_mut().zip(part) {
             *g += p;
         }
     }
-    total
+    values.iter().sum()
 }
 
-/// The chunk's parameter gradients into `part` (overwritten) from `s.g`.
+/// The chunk's parameter gradients from `s.g` into `part`: overwritten, or added to it when
+/// `accumulate`.
 fn backward_chunk<T: Real>(
     arch: Arch,
     pm: &PassModel<'_, T>,
     xs: &[&[T]],
-    normalised: &[Vec<T>],
     rows: std::ops::Range<usize>,
     s: &mut Scratch<T>,
     part: &mut [T],
+    accumulate: bool,
 ) {
     let l = pm.layout;
     let (nr, h, nm) = (rows.len(), l.h, l.dims.len());
@@ -268,8 +301,10 @@ fn backward_chunk<T: Real>(
     }
     ensure(&mut s.k, (nm + 1) * l.rank * h);
     let g = &s.g[..nr * h];
-    for w in l.w_start.iter().flatten() {
-        part[*w..*w + l.rank].iter_mut().for_each(|v| *v = T::ZERO);
+    if !accumulate {
+        for w in l.w_start.iter().flatten() {
+            part[*w..*w + l.rank].iter_mut().for_each(|v| *v = T::ZERO);
+        }
     }
     for (b, block) in l.blocks.iter().enumerate() {
         if block.is_interaction() {
@@ -331,7 +366,9 @@ fn backward_chunk<T: Real>(
     }
     // Bias: the column sums of g.
     let bias = &mut part[l.bias_start..l.bias_start + h];
-    bias.iter_mut().for_each(|v| *v = T::ZERO);
+    if !accumulate {
+        bias.iter_mut().for_each(|v| *v = T::ZERO);
+    }
     for gr in g.chunks_exact(h) {
         for (b, &v) in bias.iter_mut().zip(gr) {
             *b += v;
@@ -340,14 +377,14 @@ fn backward_chunk<T: Real>(
     // dV_m = X_m^T dP_m.
     for m in 0..nm {
         let (d, c) = (l.dims[m], l.cols[m]);
-        let x = if normalised.is_empty() {
-            &xs[m][rows.start * d..rows.end * d]
-        } else {
-            &normalised[m][..nr * d]
-        };
+        let x = chunk_input(pm, xs, &s.x, m, &rows);
         matmul(
             MatMut::from_row_major_slice_mut(&mut part[l.v_range(m)], d, c),
-            Accum::Replace,
+            if accumulate {
+                Accum::Add
+            } else {
+                Accum::Replace
+            },
             MatRef::from_row_major_slice(x, nr, d).transpose(),
             MatRef::from_row_major_slice(&s.dproj[m][..nr * c], nr, c),
             T::ONE,

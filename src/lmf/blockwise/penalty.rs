@@ -40,14 +40,19 @@ fn grams<T: Real>(l: &Layout, params: &[T], b: usize) -> Vec<Vec<f64>> {
             let c = l.cols[m];
             let v = &params[l.v_range(m)];
             let mut g = vec![0.0f64; h * r * r];
+            // Per row, the block's values regrouped by output (`col[k r + i]`), in f64, so the
+            // inner loop is a contiguous multiply-add the compiler vectorises.
+            let mut col = vec![0.0f64; rh];
             for row in v.chunks_exact(c) {
-                let seg = &row[off..off + rh];
+                for (j, x) in row[off..off + rh].iter().enumerate() {
+                    col[(j % h) * r + j / h] = x.to_f64();
+                }
                 for k in 0..h {
-                    for i in 0..r {
-                        let x = seg[i * h + k].to_f64();
+                    let ck = &col[k * r..(k + 1) * r];
+                    for (i, &x) in ck.iter().enumerate() {
                         let gi = &mut g[(k * r + i) * r..(k * r + i + 1) * r];
-                        for (j, gij) in gi.iter_mut().enumerate() {
-                            *gij += x * seg[j * h + k].to_f64();
+                        for (gij, &y) in gi.iter_mut().zip(ck) {
+                            *gij += x * y;
                         }
                     }
                 }
@@ -89,12 +94,21 @@ fn weights<T: Real>(l: &Layout, params: &[T], b: usize) -> Vec<f64> {
 
 /// Squared Frobenius norm of every block, in block order.
 pub(crate) fn block_norms_sq<T: Real>(l: &Layout, params: &[T]) -> Vec<f64> {
-    (0..l.blocks.len())
+    norms_and_grams(l, params).0
+}
+
+/// Squared norms, and the Gram matrices of the interaction blocks (empty for unimodal ones).
+fn norms_and_grams<T: Real>(l: &Layout, params: &[T]) -> (Vec<f64>, Vec<Vec<Vec<f64>>>) {
+    let mut all = Vec::with_capacity(l.blocks.len());
+    let norms = (0..l.blocks.len())
         .map(|b| {
             if l.blocks[b].is_interaction() {
                 let g = grams(l, params, b);
-                quad(&gram_product(&g, None), &weights(l, params, b), l.rank)
+                let n2 = quad(&gram_product(&g, None), &weights(l, params, b), l.rank);
+                all.push(g);
+                n2
             } else {
+                all.push(Vec::new());
                 let m = l.blocks[b].members[0];
                 let c = l.cols[m];
                 params[l.v_range(m)]
@@ -104,7 +118,8 @@ pub(crate) fn block_norms_sq<T: Real>(l: &Layout, params: &[T]) -> Vec<f64> {
                     .sum()
             }
         })
-        .collect()
+        .collect();
+    (norms, all)
 }
 
 /// The penalty `lambda (sum_I n_I^q)^(2/q)` for squared norms `n2`.
@@ -129,7 +144,7 @@ pub(crate) fn add_penalty_gradient<T: Real>(
     if lambda == 0.0 {
         return 0.0;
     }
-    let n2 = block_norms_sq(l, params);
+    let (n2, all_grams) = norms_and_grams(l, params);
     let q = q_of(p);
     let s: f64 = n2.iter().map(|&v| v.max(0.0).powf(q / 2.0)).sum();
     let value = lambda * s.powf(2.0 / q);
@@ -162,10 +177,10 @@ pub(crate) fn add_penalty_gradient<T: Real>(
             }
             continue;
         }
-        let g = grams(l, params, b);
+        let g = &all_grams[b];
         let w = weights(l, params, b);
         // d/dw.
-        let all = gram_product(&g, None);
+        let all = gram_product(g, None);
         let wr = l.w_range(b).expect("interaction block");
         for (i, gw) in grads[wr].iter_mut().enumerate() {
             let d: f64 = (0..h)
@@ -175,7 +190,7 @@ pub(crate) fn add_penalty_gradient<T: Real>(
         }
         // d/dU per member: row a of the gradient is 2 coef w_i sum_j Q[k][i][j] w_j U[j][a][k].
         for (mi, (&m, &off)) in block.members.iter().zip(&l.col_offset[b]).enumerate() {
-            let qm = gram_product(&g, Some(mi));
+            let qm = gram_product(g, Some(mi));
             // A[k][i][j] = coef 2 w_i Q[k][i][j] w_j, so that dU row = A^T-style mix of the row.
             let mut a = vec![0.0f64; h * r * r];
             for k in 0..h {
@@ -188,17 +203,20 @@ pub(crate) fn add_penalty_gradient<T: Real>(
             }
             let c = l.cols[m];
             let range = l.v_range(m);
+            let mut col = vec![0.0f64; rh];
             for (gr, pr) in grads[range.clone()]
                 .chunks_exact_mut(c)
                 .zip(params[range].chunks_exact(c))
             {
-                let seg = &pr[off..off + rh];
+                for (j, x) in pr[off..off + rh].iter().enumerate() {
+                    col[(j % h) * r + j / h] = x.to_f64();
+                }
                 let gseg = &mut gr[off..off + rh];
                 for k in 0..h {
+                    let ck = &col[k * r..(k + 1) * r];
                     for i in 0..r {
-                        let d: f64 = (0..r)
-                            .map(|j| a[(k * r + i) * r + j] * seg[j * h + k].to_f64())
-                            .sum();
+                        let ak = &a[(k * r + i) * r..(k * r + i + 1) * r];
+                        let d: f64 = ak.iter().zip(ck).map(|(x, y)| x * y).sum();
                         gseg[i * h + k] += T::from_f64(d);
                     }
                 }
