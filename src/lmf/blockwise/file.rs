@@ -1,4 +1,4 @@
-//! The block model's weights file: one safetensors file (docs/design.md section 10).
+//! The block model's weights file: one safetensors file (docs/design.md section 9).
 //!
 //! Tensors, in the model's element type (F32 or F64; either is read into either):
 //! - `<m>.<m>` for the unimodal block of modality `m`: `(d_m, h)`;

@@ -1,4 +1,4 @@
-//! Block low-rank fusion with lp relevance (docs/design.md section 10): the tensor side of the
+//! Block low-rank fusion with lp relevance (docs/design.md section 9): the tensor side of the
 //! question "which modalities, and which combinations of them, count".
 //!
 //! Plain LMF mixes every interaction order in one tensor through its constant-1 slot, so it

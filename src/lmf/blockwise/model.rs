@@ -11,7 +11,7 @@ use crate::lmf::model::check_modalities;
 use crate::lmf::relevance::relevance_from_norms;
 use crate::scalar::Real;
 
-/// A block low-rank fusion model (docs/design.md section 10): one unimodal block per modality
+/// A block low-rank fusion model (docs/design.md section 9): one unimodal block per modality
 /// and the interaction blocks of a [`BlockSpec`], each a rank-r CP tensor without a constant
 /// slot, summed with a bias:
 ///
