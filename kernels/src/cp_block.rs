@@ -89,7 +89,7 @@ pub(crate) fn forward_loop<T: Float>(
         let o = &mut out[row * h..row * h + h];
         for (i, &wi) in w.iter().enumerate() {
             for (ok, &v) in o.iter_mut().zip(&prod[i * h..i * h + h]) {
-                *ok = *ok + wi * v;
+                *ok += wi * v;
             }
         }
     }
@@ -146,9 +146,9 @@ pub(crate) fn backward_loop<T: Float>(
         for (i, gwi) in gw.iter_mut().enumerate() {
             let mut s = T::ZERO;
             for (&gv, &v) in gk.iter().zip(&prod[i * h..i * h + h]) {
-                s = s + gv * v;
+                s += gv * v;
             }
-            *gwi = *gwi + s;
+            *gwi += s;
         }
         // Members from the last to the first, with the suffix product kept in the slot of
         // prefix[nm] (no longer needed once dw is done): dP_m = g w prefix[m] suffix[m + 1].
