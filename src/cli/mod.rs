@@ -51,7 +51,7 @@ pub enum Command {
     Bench(BenchArgs),
     /// p-norm multiple kernel learning: fit weights and a model, predict.
     Mkl(MklArgs),
-    /// Low-rank multimodal fusion: train (Adam) and run models, weights in safetensors.
+    /// Low-rank multimodal fusion, plain or by blocks with relevance: train, run, relevance.
     Lmf(LmfArgs),
     /// The end-to-end study on simulated three-modality data (writes a report folder).
     Demo(DemoArgs),
