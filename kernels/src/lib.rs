@@ -55,6 +55,7 @@ mod exp;
 mod lmf;
 pub mod reference;
 mod simd;
+mod skinny;
 mod smo;
 mod symmetry;
 mod tile;
@@ -110,6 +111,27 @@ pub trait SimdKernels: Sized {
         ldw: usize,
         width: usize,
         out: &mut [Self],
+    );
+    fn skinny_nn<S: Simd>(s: S, x: &[Self], d: usize, v: &[Self], c: usize, out: &mut [Self]);
+    #[allow(clippy::too_many_arguments)]
+    fn skinny_tn<S: Simd>(
+        s: S,
+        x: &[Self],
+        d: usize,
+        g: &[Self],
+        c: usize,
+        out: &mut [Self],
+        accumulate: bool,
+    );
+    #[allow(clippy::too_many_arguments)]
+    fn rows_dot<S: Simd>(
+        s: S,
+        x: &[Self],
+        d: usize,
+        w: &[Self],
+        h: usize,
+        out: &mut [Self],
+        accumulate: bool,
     );
     fn lmf_hadamard<S: Simd>(
         s: S,
@@ -189,6 +211,34 @@ macro_rules! impl_simd_kernels {
                 lmf::project_rows::<S, $t>(s, x, d, w, ldw, width, out)
             }
             #[inline(always)]
+            fn skinny_nn<S: Simd>(s: S, x: &[$t], d: usize, v: &[$t], c: usize, out: &mut [$t]) {
+                skinny::matmul_nn::<S, $t>(s, x, d, v, c, out)
+            }
+            #[inline(always)]
+            fn skinny_tn<S: Simd>(
+                s: S,
+                x: &[$t],
+                d: usize,
+                g: &[$t],
+                c: usize,
+                out: &mut [$t],
+                accumulate: bool,
+            ) {
+                skinny::matmul_tn::<S, $t>(s, x, d, g, c, out, accumulate)
+            }
+            #[inline(always)]
+            fn rows_dot<S: Simd>(
+                s: S,
+                x: &[$t],
+                d: usize,
+                w: &[$t],
+                h: usize,
+                out: &mut [$t],
+                accumulate: bool,
+            ) {
+                skinny::rows_dot::<S, $t>(s, x, d, w, h, out, accumulate)
+            }
+            #[inline(always)]
             fn lmf_hadamard<S: Simd>(
                 s: S,
                 a0: &mut [$t],
@@ -265,6 +315,23 @@ simd_op!(LmfProjectOp<'a> {
     width: usize,
     out: &'a mut [T]
 } => lmf_project_rows);
+simd_op!(SkinnyNnOp<'a> { x: &'a [T], d: usize, v: &'a [T], c: usize, out: &'a mut [T] } => skinny_nn);
+simd_op!(SkinnyTnOp<'a> {
+    x: &'a [T],
+    d: usize,
+    g: &'a [T],
+    c: usize,
+    out: &'a mut [T],
+    accumulate: bool
+} => skinny_tn);
+simd_op!(RowsDotOp<'a> {
+    x: &'a [T],
+    d: usize,
+    w: &'a [T],
+    h: usize,
+    out: &'a mut [T],
+    accumulate: bool
+} => rows_dot);
 simd_op!(LmfHadamardOp<'a, 'b, 'c> {
     a0: &'a mut [T],
     others: &'a [&'b [T]],
@@ -294,6 +361,101 @@ pub fn hadamard_in_place<T: Float>(out: &mut [T], a: &[T]) {
 /// [`hadamard_in_place`] on a given instruction set.
 pub fn hadamard_in_place_on<T: Float>(arch: Arch, out: &mut [T], a: &[T]) {
     arch.dispatch(elementwise::HadamardOp { out, a })
+}
+
+/// `out (rows x c) = x (rows x d) v (d x c)`, all row-major and contiguous, for a skinny `v`
+/// (few columns: the sums of 4 rows x up to 4 registers of columns stay in registers while `x`
+/// streams by once, unpacked). Each output is one FMA chain over `a = 0..d`.
+///
+/// ```
+/// let x = [1.0f32, 2.0, 3.0, 4.0]; // 2 x 2
+/// let v = [1.0f32, 0.0, 1.0, 0.0, 1.0, 1.0]; // 2 x 3
+/// let mut out = [0.0f32; 6];
+/// mmfuse_kernels::skinny_matmul(&x, 2, &v, 3, &mut out);
+/// assert_eq!(out, [1.0, 2.0, 3.0, 3.0, 4.0, 7.0]);
+/// ```
+///
+/// # Panics
+/// If `d` or `c` is 0, `c` does not divide `out.len()`, or `x`, `v` have other lengths than
+/// `rows d`, `d c`.
+pub fn skinny_matmul<T: Float>(x: &[T], d: usize, v: &[T], c: usize, out: &mut [T]) {
+    skinny_matmul_on(arch(), x, d, v, c, out)
+}
+
+/// [`skinny_matmul`] on a given instruction set.
+pub fn skinny_matmul_on<T: Float>(arch: Arch, x: &[T], d: usize, v: &[T], c: usize, out: &mut [T]) {
+    arch.dispatch(SkinnyNnOp { x, d, v, c, out })
+}
+
+/// `out (d x c) = x^T g`, or `out += x^T g` when `accumulate`, with `x` `rows x d` and `g`
+/// `rows x c` (row-major, contiguous; `g` skinny: 4 of its rows stay in registers while `out`'s
+/// rows, in L1 for small `d c`, are updated). Each output is one FMA chain over the rows in
+/// order.
+///
+/// # Panics
+/// If `d` or `c` is 0, `c` does not divide `g.len()`, or `x`, `out` have other lengths than
+/// `rows d`, `d c`.
+pub fn skinny_matmul_tn<T: Float>(
+    x: &[T],
+    d: usize,
+    g: &[T],
+    c: usize,
+    out: &mut [T],
+    accumulate: bool,
+) {
+    skinny_matmul_tn_on(arch(), x, d, g, c, out, accumulate)
+}
+
+/// [`skinny_matmul_tn`] on a given instruction set.
+pub fn skinny_matmul_tn_on<T: Float>(
+    arch: Arch,
+    x: &[T],
+    d: usize,
+    g: &[T],
+    c: usize,
+    out: &mut [T],
+    accumulate: bool,
+) {
+    arch.dispatch(SkinnyTnOp {
+        x,
+        d,
+        g,
+        c,
+        out,
+        accumulate,
+    })
+}
+
+/// `out[i][k] = sum_a x[i][a] w[k][a]` (or `+=` when `accumulate`) for `x` `rows x d`, `w`
+/// `h x d`, `out` `rows x h`, row-major: dot products of contiguous rows, for a right-hand side
+/// too narrow to fill a register. The summation order depends on the register width, so
+/// instruction sets agree to rounding, not bitwise.
+///
+/// # Panics
+/// If `d` or `h` is 0, `h` does not divide `out.len()`, or `x`, `w` have other lengths than
+/// `rows d`, `h d`.
+pub fn rows_dot<T: Float>(x: &[T], d: usize, w: &[T], h: usize, out: &mut [T], accumulate: bool) {
+    rows_dot_on(arch(), x, d, w, h, out, accumulate)
+}
+
+/// [`rows_dot`] on a given instruction set.
+pub fn rows_dot_on<T: Float>(
+    arch: Arch,
+    x: &[T],
+    d: usize,
+    w: &[T],
+    h: usize,
+    out: &mut [T],
+    accumulate: bool,
+) {
+    arch.dispatch(RowsDotOp {
+        x,
+        d,
+        w,
+        h,
+        out,
+        accumulate,
+    })
 }
 
 /// One interaction block of the block low-rank fusion model on `rows` rows: adds

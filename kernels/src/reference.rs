@@ -427,3 +427,63 @@ pub fn cp_block_backward<T: Float>(
 ) {
     crate::cp_block::backward_loop(parts, grads, rows, rank, h, w, g, gw, scratch)
 }
+
+/// Scalar twin of [`crate::skinny_matmul`]: the plain triple loop, one chain over `a` per
+/// output (multiply then add: two roundings).
+pub fn skinny_matmul<T: Float>(x: &[T], d: usize, v: &[T], c: usize, out: &mut [T]) {
+    let rows = out.len() / c;
+    assert_eq!(x.len(), rows * d);
+    assert_eq!(v.len(), d * c);
+    for i in 0..rows {
+        for j in 0..c {
+            let mut acc = T::ZERO;
+            for a in 0..d {
+                acc += x[i * d + a] * v[a * c + j];
+            }
+            out[i * c + j] = acc;
+        }
+    }
+}
+
+/// Scalar twin of [`crate::skinny_matmul_tn`]: one chain over the rows per output.
+pub fn skinny_matmul_tn<T: Float>(
+    x: &[T],
+    d: usize,
+    g: &[T],
+    c: usize,
+    out: &mut [T],
+    accumulate: bool,
+) {
+    let rows = g.len() / c;
+    assert_eq!(x.len(), rows * d);
+    assert_eq!(out.len(), d * c);
+    for a in 0..d {
+        for j in 0..c {
+            let mut acc = if accumulate { out[a * c + j] } else { T::ZERO };
+            for i in 0..rows {
+                acc += x[i * d + a] * g[i * c + j];
+            }
+            out[a * c + j] = acc;
+        }
+    }
+}
+
+/// Scalar twin of [`crate::rows_dot`]: one chain over `a` per output.
+pub fn rows_dot<T: Float>(x: &[T], d: usize, w: &[T], h: usize, out: &mut [T], accumulate: bool) {
+    let rows = out.len() / h;
+    assert_eq!(x.len(), rows * d);
+    assert_eq!(w.len(), h * d);
+    for i in 0..rows {
+        for k in 0..h {
+            let mut acc = T::ZERO;
+            for a in 0..d {
+                acc += x[i * d + a] * w[k * d + a];
+            }
+            out[i * h + k] = if accumulate {
+                out[i * h + k] + acc
+            } else {
+                acc
+            };
+        }
+    }
+}
