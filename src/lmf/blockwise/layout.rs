@@ -1,11 +1,14 @@
 //! Where every parameter of a block model lives in its one flat vector.
 //!
-//! Per modality `m`, the weights of every block that contains it form one `d_m x C_m` row-major
-//! matrix `V_m` (so that a modality's projections for all its blocks are one GEMM, and their
-//! gradients another): the unimodal block's `h` columns first, then for each interaction block
-//! containing `m`, in block order, its `r h` columns (column `i h + k` is rank `i`, output `k`;
-//! the block's factor `U_{I,m}[i][a][k]` is `V_m[a][off + i h + k]`). After the matrices come
-//! each interaction block's fusion weights (`r`), in block order, then the bias (`h`).
+//! First the unimodal blocks' weights, transposed: `W_m^T` (`h x d_m`, row-major), so that a
+//! unimodal output is a dot product of contiguous rows. Then, per modality `m`, the factors of
+//! every interaction block that contains it form one `d_m x C_m` row-major matrix `V_m` (so that
+//! a modality's projections for all its interaction blocks are one product, and their
+//! gradients another): for each such block, in block order, its `r h` columns (column `i h + k`
+//! is rank `i`, output `k`; the block's factor `U_{I,m}[i][a][k]` is `V_m[a][off + i h + k]`).
+//! With `h = 1` and `r = 8`, `C_m` is 8 per block: whole registers, which is why the unimodal
+//! weights (h columns) are kept apart. After the matrices come each interaction block's fusion
+//! weights (`r`), in block order, then the bias (`h`).
 
 use crate::blocks::Block;
 use crate::error::{Error, Result};
@@ -17,12 +20,15 @@ pub(crate) struct Layout {
     pub rank: usize,
     pub h: usize,
     pub blocks: Vec<Block>,
-    /// Columns `C_m` of each modality's matrix.
+    /// Columns `C_m` of each modality's interaction matrix (0 when no interaction block
+    /// contains the modality).
     pub cols: Vec<usize>,
+    /// Start of `W_m^T` (`h x d_m`) in the flat vector.
+    pub u_start: Vec<usize>,
     /// Start of `V_m` in the flat vector.
     pub v_start: Vec<usize>,
     /// Per block, per member (in `members` order): the block's first column in that member's
-    /// matrix (0 for a unimodal block).
+    /// interaction matrix (0, unused, for a unimodal block).
     pub col_offset: Vec<Vec<usize>>,
     /// Per block: the start of its fusion weights (interaction blocks only).
     pub w_start: Vec<Option<usize>>,
@@ -38,11 +44,11 @@ impl Layout {
         let mut cols = vec![0usize; m];
         let mut col_offset = Vec::with_capacity(blocks.len());
         for b in &blocks {
-            let width = if b.is_interaction() {
-                rank.checked_mul(h).ok_or_else(too_many)?
-            } else {
-                h
-            };
+            if !b.is_interaction() {
+                col_offset.push(vec![0]);
+                continue;
+            }
+            let width = rank.checked_mul(h).ok_or_else(too_many)?;
             let mut offs = Vec::with_capacity(b.members.len());
             for &mm in &b.members {
                 offs.push(cols[mm]);
@@ -50,8 +56,16 @@ impl Layout {
             }
             col_offset.push(offs);
         }
-        let mut v_start = Vec::with_capacity(m);
+        let mut u_start = Vec::with_capacity(m);
         let mut len = 0usize;
+        for &d in dims {
+            u_start.push(len);
+            len = d
+                .checked_mul(h)
+                .and_then(|x| len.checked_add(x))
+                .ok_or_else(too_many)?;
+        }
+        let mut v_start = Vec::with_capacity(m);
         for (&d, &c) in dims.iter().zip(&cols) {
             v_start.push(len);
             len = d
@@ -79,12 +93,18 @@ impl Layout {
             h,
             blocks,
             cols,
+            u_start,
             v_start,
             col_offset,
             w_start,
             bias_start,
             len,
         })
+    }
+
+    /// The range of `W_m^T` (`h x d_m`) in the flat vector.
+    pub(crate) fn u_range(&self, m: usize) -> std::ops::Range<usize> {
+        self.u_start[m]..self.u_start[m] + self.h * self.dims[m]
     }
 
     /// The range of `V_m` in the flat vector.

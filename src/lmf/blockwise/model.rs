@@ -146,15 +146,18 @@ impl<T: Real> BlockLmf<T> {
     pub(crate) fn factor_indices(&self, b: usize, j: usize) -> Vec<usize> {
         let l = &self.layout;
         let m = l.blocks[b].members[j];
-        let (d, c, off, h) = (l.dims[m], l.cols[m], l.col_offset[b][j], l.h);
+        let (d, h) = (l.dims[m], l.h);
+        if !l.blocks[b].is_interaction() {
+            // W_m^T is stored: element (a, k) of the (d, h) tensor is at k d + a.
+            let start = l.u_start[m];
+            return (0..d)
+                .flat_map(|a| (0..h).map(move |k| start + k * d + a))
+                .collect();
+        }
+        let (c, off) = (l.cols[m], l.col_offset[b][j]);
         let start = l.v_start[m];
-        let ranks = if l.blocks[b].is_interaction() {
-            l.rank
-        } else {
-            1
-        };
-        let mut out = Vec::with_capacity(ranks * d * h);
-        for i in 0..ranks {
+        let mut out = Vec::with_capacity(l.rank * d * h);
+        for i in 0..l.rank {
             for a in 0..d {
                 for k in 0..h {
                     out.push(start + a * c + off + i * h + k);

@@ -77,6 +77,7 @@ fn ensure<T: Real>(v: &mut Vec<T>, len: usize) {
 /// The chunk's inputs (normalised into the scratch when the model has statistics) and
 /// projections.
 fn project<T: Real>(
+    arch: Arch,
     pm: &PassModel<'_, T>,
     xs: &[&[T]],
     rows: std::ops::Range<usize>,
@@ -96,17 +97,24 @@ fn project<T: Real>(
     }
     for m in 0..nm {
         let (d, c) = (l.dims[m], l.cols[m]);
+        if c == 0 {
+            continue;
+        }
         ensure(&mut s.proj[m], nr * c);
         let x = chunk_input(pm, xs, &s.x, m, &rows);
         let v = &pm.params[l.v_range(m)];
-        matmul(
-            MatMut::from_row_major_slice_mut(&mut s.proj[m][..nr * c], nr, c),
-            Accum::Replace,
-            MatRef::from_row_major_slice(x, nr, d),
-            MatRef::from_row_major_slice(v, d, c),
-            T::ONE,
-            Par::Seq,
-        );
+        if use_skinny(c) {
+            kernels::skinny_matmul_on(arch, x, d, v, c, &mut s.proj[m][..nr * c]);
+        } else {
+            matmul(
+                MatMut::from_row_major_slice_mut(&mut s.proj[m][..nr * c], nr, c),
+                Accum::Replace,
+                MatRef::from_row_major_slice(x, nr, d),
+                MatRef::from_row_major_slice(v, d, c),
+                T::ONE,
+                Par::Seq,
+            );
+        }
     }
 }
 
@@ -126,11 +134,18 @@ fn chunk_input<'a, T: Real>(
     }
 }
 
-/// Outputs of the chunk from its projections into `out` (`rows x h`): bias, then the
-/// unimodal blocks, then the interaction blocks, in block order.
-fn combine<T: Real>(arch: Arch, pm: &PassModel<'_, T>, nr: usize, s: &mut Scratch<T>) {
+/// Outputs of the chunk into `out` (`rows x h`): bias, then the unimodal blocks (row dot
+/// products with `W_m^T`), then the interaction blocks from their projections, in block order.
+fn combine<T: Real>(
+    arch: Arch,
+    pm: &PassModel<'_, T>,
+    xs: &[&[T]],
+    rows: &std::ops::Range<usize>,
+    s: &mut Scratch<T>,
+) {
     let l = pm.layout;
     let h = l.h;
+    let nr = rows.len();
     ensure(&mut s.out, nr * h);
     ensure(&mut s.k, l.rank * h);
     let bias = &pm.params[l.bias_start..l.bias_start + h];
@@ -154,12 +169,9 @@ fn combine<T: Real>(arch: Arch, pm: &PassModel<'_, T>, nr: usize, s: &mut Scratc
             kernels::cp_block_forward_on(arch, &parts, nr, l.rank, h, w, out, &mut s.k);
         } else {
             let m = block.members[0];
-            let (c, off) = (l.cols[m], l.col_offset[b][0]);
-            for (o, p) in out.chunks_exact_mut(h).zip(s.proj[m].chunks_exact(c)) {
-                for (ov, &pv) in o.iter_mut().zip(&p[off..off + h]) {
-                    *ov += pv;
-                }
-            }
+            let x = chunk_input(pm, xs, &s.x, m, rows);
+            let wt = &pm.params[l.u_range(m)];
+            kernels::rows_dot_on(arch, x, l.dims[m], wt, h, out, true);
         }
     }
 }
@@ -177,8 +189,8 @@ pub(crate) fn forward<T: Real>(
     let task = |(c, o): (usize, &mut [T]), s: &mut Scratch<T>| {
         let rows = c * chunk..c * chunk + o.len() / h;
         let nr = rows.len();
-        project(pm, xs, rows, s);
-        combine(arch, pm, nr, s);
+        project(arch, pm, xs, rows.clone(), s);
+        combine(arch, pm, xs, &rows, s);
         o.copy_from_slice(&s.out[..nr * h]);
     };
     let out = &mut out[..n * h];
@@ -252,9 +264,8 @@ pub(crate) fn loss_and_gradients<T: Real>(
         let mut value = 0.0;
         for c in first(k)..first(k + 1) {
             let rows = c * chunk..((c + 1) * chunk).min(n);
-            let nr = rows.len();
-            project(pm, xs, rows.clone(), s);
-            combine(arch, pm, nr, s);
+            project(arch, pm, xs, rows.clone(), s);
+            combine(arch, pm, xs, &rows, s);
             value += loss_chunk(loss, targets, rows.clone(), l.h, n, s);
             backward_chunk(arch, pm, xs, rows, s, part, c > first(k));
         }
@@ -353,15 +364,12 @@ fn backward_chunk<T: Real>(
                 s.dproj[m] = buf;
             }
         } else {
+            // dW_m^T (h x d) (+)= g^T X_m: a skinny product with the roles of its operands
+            // swapped (g is nr x h, X_m is nr x d).
             let m = block.members[0];
-            let (c, off) = (l.cols[m], l.col_offset[b][0]);
-            for (d, gr) in s.dproj[m]
-                .chunks_exact_mut(c)
-                .zip(g.chunks_exact(h))
-                .take(nr)
-            {
-                d[off..off + h].copy_from_slice(gr);
-            }
+            let x = chunk_input(pm, xs, &s.x, m, &rows);
+            let d = l.dims[m];
+            kernels::skinny_matmul_tn_on(arch, g, h, x, d, &mut part[l.u_range(m)], accumulate);
         }
     }
     // Bias: the column sums of g.
@@ -377,7 +385,22 @@ fn backward_chunk<T: Real>(
     // dV_m = X_m^T dP_m.
     for m in 0..nm {
         let (d, c) = (l.dims[m], l.cols[m]);
+        if c == 0 {
+            continue;
+        }
         let x = chunk_input(pm, xs, &s.x, m, &rows);
+        if use_skinny(c) {
+            kernels::skinny_matmul_tn_on(
+                arch,
+                x,
+                d,
+                &s.dproj[m][..nr * c],
+                c,
+                &mut part[l.v_range(m)],
+                accumulate,
+            );
+            continue;
+        }
         matmul(
             MatMut::from_row_major_slice_mut(&mut part[l.v_range(m)], d, c),
             if accumulate {
@@ -391,4 +414,12 @@ fn backward_chunk<T: Real>(
             Par::Seq,
         );
     }
+}
+
+/// Whether the interaction projections of a modality with `c` columns use the skinny product
+/// kernels (sums in registers, no packing) rather than faer's GEMM: up to 64 columns (4
+/// AVX-512 registers of f32). Measured at the benchmark shape (c = 16, 2 threads, AVX-512):
+/// batch 256 step 0.275 ms against 0.30 ms with faer, batch 4096 equal within noise.
+fn use_skinny(c: usize) -> bool {
+    c <= 64
 }

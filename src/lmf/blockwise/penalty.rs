@@ -110,10 +110,8 @@ fn norms_and_grams<T: Real>(l: &Layout, params: &[T]) -> (Vec<f64>, Vec<Vec<Vec<
             } else {
                 all.push(Vec::new());
                 let m = l.blocks[b].members[0];
-                let c = l.cols[m];
-                params[l.v_range(m)]
-                    .chunks_exact(c)
-                    .flat_map(|row| &row[..l.h])
+                params[l.u_range(m)]
+                    .iter()
                     .map(|v| v.to_f64() * v.to_f64())
                     .sum()
             }
@@ -164,16 +162,9 @@ pub(crate) fn add_penalty_gradient<T: Real>(
         }
         let block = &l.blocks[b];
         if !block.is_interaction() {
-            let m = block.members[0];
-            let c = l.cols[m];
-            let range = l.v_range(m);
-            for (gr, pr) in grads[range.clone()]
-                .chunks_exact_mut(c)
-                .zip(params[range].chunks_exact(c))
-            {
-                for (g, &v) in gr[..h].iter_mut().zip(&pr[..h]) {
-                    *g += T::from_f64(2.0 * coef * v.to_f64());
-                }
+            let range = l.u_range(block.members[0]);
+            for (g, &v) in grads[range.clone()].iter_mut().zip(&params[range]) {
+                *g += T::from_f64(2.0 * coef * v.to_f64());
             }
             continue;
         }
