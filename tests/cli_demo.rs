@@ -1,6 +1,6 @@
 //! `mmfuse demo` end to end at a small size (`--n 200 --epochs 5`, without the real-data study,
 //! which `.ci/run` runs with the full demo in release): the report folder is written and its
-//! numbers are sane.
+//! numbers are sane (block LMF included: its keys, its chart, its validation loss).
 
 use std::path::Path;
 use std::process::Command;
@@ -119,6 +119,70 @@ fn demo_writes_a_sane_report() {
     assert_eq!(lmf["train_loss_decreased"], true);
     figures.push(lmf["figure"].as_str().expect("figure").to_string());
 
+    // Block LMF on the same data (pairs, p = 1) beside the kernel side on the same blocks: both
+    // relevance vectors on the simplex, visual first on both sides, the block model's
+    // validation MSE below the mean predictor's and plain LMF's.
+    let block = &lmf["block"];
+    let blocks: Vec<String> = serde_json::from_value(block["blocks"].clone()).expect("blocks");
+    assert_eq!(
+        blocks,
+        [
+            "visual",
+            "audio",
+            "text",
+            "visual*audio",
+            "visual*text",
+            "audio*text"
+        ]
+    );
+    for rel in [&block["relevance"], &block["kernel_side"]["relevance"]] {
+        let rel: Vec<f64> = serde_json::from_value(rel.clone()).expect("relevance");
+        assert_eq!(rel.len(), 6);
+        assert!(rel.iter().all(|&r| (0.0..=1.0).contains(&r)), "{rel:?}");
+        assert!((rel.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{rel:?}");
+        let top = (0..6).max_by(|&a, &b| rel[a].total_cmp(&rel[b])).unwrap();
+        assert_eq!(blocks[top], "visual", "{rel:?}");
+    }
+    let block_val: Vec<f64> = serde_json::from_value(block["val_loss"].clone()).expect("val");
+    assert_eq!(
+        block_val.len() as u64,
+        block["epochs"].as_u64().expect("epochs")
+    );
+    assert!(block_val.iter().all(|v| v.is_finite()));
+    let vm = &lmf["validation_mse"];
+    let (mean_mse, plain_mse, block_mse) = (
+        vm["mean_predictor"].as_f64().expect("mean predictor"),
+        vm["plain_lmf"].as_f64().expect("plain"),
+        vm["block_lmf"].as_f64().expect("block"),
+    );
+    assert_eq!(mean_mse, lmf["baseline_mse"].as_f64().unwrap());
+    assert_eq!(plain_mse, val[4]);
+    assert_eq!(block_mse, *block_val.last().unwrap());
+    assert!(vm["kernel_side"].as_f64().expect("kernel side") > 0.0);
+    assert!(
+        block_mse < mean_mse && block_mse < plain_mse,
+        "block {block_mse}, mean predictor {mean_mse}, plain LMF {plain_mse}"
+    );
+    assert_eq!(block["below_mean_predictor"], true);
+    assert_eq!(block["below_plain_lmf"], true);
+    let rho = block["agreement"]["spearman"].as_f64().expect("spearman");
+    assert!((-1.0..=1.0).contains(&rho));
+    let gap = block["agreement"]["max_share_gap"].as_f64().expect("gap");
+    assert!((0.0..=1.0).contains(&gap));
+    let fig = block["figure"].as_str().expect("figure");
+    let svg = std::fs::read_to_string(out.join(fig)).expect("lmf_relevance.svg");
+    let doc = roxmltree::Document::parse(&svg).expect("lmf_relevance.svg parses");
+    // Two series of six bars.
+    assert_eq!(
+        doc.descendants()
+            .filter(|n| n.has_tag_name("rect") && n.children().any(|c| c.has_tag_name("title")))
+            .count(),
+        12
+    );
+    let png = std::fs::read(out.join(block["figure_png"].as_str().expect("png"))).expect("png");
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(stdout.contains("block LMF rank 4"), "{stdout}");
+
     // Interactions: the planted pair is the most relevant block at p = 1; the bar chart exists
     // as SVG and PNG.
     let it = &results["interactions"];
@@ -137,6 +201,7 @@ fn demo_writes_a_sane_report() {
     roxmltree::Document::parse(&bars).expect("interactions.svg parses");
     let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
     assert!(md.contains("](interactions.svg)"));
+    assert!(md.contains("](lmf_relevance.svg)") && md.contains("**Interpretation.**"));
     assert!(results["mfeat"].is_null(), "--no-real-data");
 
     // Throughput.
