@@ -10,6 +10,9 @@
 //! absolute error at most `(r + |I| + 2) u sum_i |term_i|` (u = unit roundoff); the tests allow
 //! 4x that.
 
+// Index loops mirror the formulas (rows, ranks, members) they check.
+#![allow(clippy::needless_range_loop, clippy::type_complexity)]
+
 use mmfuse_kernels::{
     available_isas, cp_block_backward_on, cp_block_forward_on, reference, CpPart, CpPartMut, Float,
 };
