@@ -35,6 +35,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use mmfuse_kernels::{self as kernels, Epilogue, TileMut};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Tuning and threading of an assembly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,13 +207,13 @@ pub(crate) fn centre_for<T: Real>(
 pub(crate) const TAU: f64 = 0.25;
 
 /// The per-kernel work shared by all tiles: epilogue and per-point auxiliary values.
-pub(crate) struct Plan<T> {
+pub(crate) struct Plan<'a, T: Clone> {
     pub epilogue: Epilogue<T>,
     /// Squared norms (rbf, of the centred points) or reciprocal norms (cosine) of the row
-    /// points; empty otherwise.
-    pub row_aux: Vec<T>,
+    /// points; empty otherwise. Borrowed when a prepared side ([`super::side`]) has them.
+    pub row_aux: Cow<'a, [T]>,
     /// Same for the column points.
-    pub col_aux: Vec<T>,
+    pub col_aux: Cow<'a, [T]>,
     /// L1 kernel: no GEMM, distances instead.
     pub l1: bool,
     /// rbf: gamma (f64, as given), to refine entries where `t` cancels (see [`TAU`]).
@@ -320,7 +321,7 @@ impl<T> SharedOut<T> {
 /// The block must lie inside the matrix behind `out`, and no other thread may access it during
 /// the call.
 unsafe fn compute_block<T: Real>(
-    plan: &Plan<T>,
+    plan: &Plan<'_, T>,
     (x, y): (Operand<'_, T>, Operand<'_, T>),
     (i0, rows): (usize, usize),
     (j0, cols): (usize, usize),
@@ -427,12 +428,25 @@ pub(crate) fn sq_dist<T: Real>(x: &[T], y: &[T]) -> f64 {
     (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
-fn plan_for<T: Real>(kernel: &Kernel, x: Operand<'_, T>, y: Option<Operand<'_, T>>) -> Plan<T> {
+fn plan_for<T: Real>(
+    kernel: &Kernel,
+    x: Operand<'_, T>,
+    y: Option<Operand<'_, T>>,
+) -> Plan<'static, T> {
     let row_aux = aux_of(kernel, x.gemm(), x.n, x.d);
     let col_aux = match y {
         Some(y) => aux_of(kernel, y.gemm(), y.n, y.d),
         None => row_aux.clone(),
     };
+    plan_with_aux(kernel, Cow::Owned(row_aux), Cow::Owned(col_aux))
+}
+
+/// The plan of a resolved kernel with the epilogue's per-point values of both sides given.
+pub(crate) fn plan_with_aux<'a, T: Real>(
+    kernel: &Kernel,
+    row_aux: Cow<'a, [T]>,
+    col_aux: Cow<'a, [T]>,
+) -> Plan<'a, T> {
     Plan {
         epilogue: epilogue_of(kernel),
         row_aux,
@@ -492,7 +506,7 @@ pub(crate) fn assemble_symmetric<T: Real>(
 
 /// Sets the diagonal of a diagonal block to its exact value where it is known exactly: 1 for
 /// rbf and laplacian (k(x, x) = 1), 1 for cosine where the norm is non-zero.
-fn fix_diagonal<T: Real>(kernel: &Kernel, plan: &Plan<T>, i0: usize, t: &mut TileMut<'_, T>) {
+fn fix_diagonal<T: Real>(kernel: &Kernel, plan: &Plan<'_, T>, i0: usize, t: &mut TileMut<'_, T>) {
     for i in 0..t.nrows() {
         match kernel {
             Kernel::Rbf { .. } | Kernel::Laplacian { .. } => t.row_mut(i)[i] = T::ONE,
@@ -525,4 +539,38 @@ pub(crate) fn assemble_cross<T: Real>(
         // SAFETY: each block index b is handled by one task; blocks are disjoint and inside out.
         unsafe { compute_block(&plan, (x, y), (i0, rows), (j0, cols), &shared, false) };
     });
+}
+
+/// Fills `out` (x.n x y.n, row-major) with K(X, Y) for a prepared plan, in blocks of
+/// `row_tile x col_tile` spread over rayon tasks (the tile code of [`assemble_cross`]; rows on
+/// demand use one row tile and wide column tiles).
+pub(crate) fn assemble_cross_planned<T: Real>(
+    plan: &Plan<'_, T>,
+    (x, y): (Operand<'_, T>, Operand<'_, T>),
+    (row_tile, col_tile): (usize, usize),
+    out: &mut [T],
+) {
+    let (n, m) = (x.n, y.n);
+    assert_eq!(out.len(), n * m);
+    assert!(row_tile >= 1 && col_tile >= 1);
+    assert!(plan.row_aux.len() >= n || !plan.epilogue.needs_aux());
+    assert!(plan.col_aux.len() >= m || !plan.epilogue.needs_aux());
+    let (nti, ntj) = (n.div_ceil(row_tile), m.div_ceil(col_tile));
+    let shared = SharedOut {
+        ptr: out.as_mut_ptr(),
+        ld: m,
+    };
+    let one = |b: usize| {
+        let (bi, bj) = (b / ntj, b % ntj);
+        let (i0, j0) = (bi * row_tile, bj * col_tile);
+        let (rows, cols) = (row_tile.min(n - i0), col_tile.min(m - j0));
+        // SAFETY: each block index b is handled by one call; blocks are disjoint and inside
+        // `out` (n x m, alive for the whole function).
+        unsafe { compute_block(plan, (x, y), (i0, rows), (j0, cols), &shared, false) };
+    };
+    if nti * ntj == 1 {
+        one(0);
+    } else {
+        (0..nti * ntj).into_par_iter().for_each(one);
+    }
 }

@@ -9,6 +9,7 @@ mod input;
 mod kpca;
 mod normalize;
 mod rows;
+mod side;
 mod spec;
 
 pub use analysis::{kernel_target_alignment, median_heuristic_gamma};
@@ -18,4 +19,5 @@ pub(crate) use input::check_finite_matrix;
 pub use kpca::{fisher_criterion, kernel_pca, KernelPca};
 pub use normalize::{normalized_gram, self_similarities, Normalization, TrainStats};
 pub use rows::{CombinedRows, KernelRows, RowSource};
+pub use side::PreparedData;
 pub use spec::{Kernel, DEFAULT_COEF0, DEFAULT_DEGREE};

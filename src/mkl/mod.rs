@@ -14,6 +14,7 @@ mod file;
 mod model;
 mod pnorm;
 mod ridge;
+mod scale;
 mod simplex;
 mod smo;
 mod synthetic;
@@ -24,6 +25,10 @@ pub use data::DataKernel;
 pub use file::{FORMAT, FORMAT_VERSION, METADATA_KEY};
 pub use model::MklModel;
 pub use pnorm::{p_label, parse_p, parse_p_list};
+pub use scale::{
+    fit_from_data, CacheStats, DataModality, RowFitStats, RowOptions, RowPrecision, RowProgress,
+    SolverStats,
+};
 pub use synthetic::synthetic_problem;
 
 use crate::error::{Error, Result};
@@ -302,11 +307,20 @@ const STALL_EVALUATIONS: usize = 10;
 
 /// A fixed-beta solution: coefficients a, bias b, per-kernel outputs g_m = K_m a, and
 /// s_m = a^T g_m.
-struct Solved {
-    a: Vec<f64>,
-    b: f64,
-    g: Vec<Vec<f64>>,
-    s: Vec<f64>,
+pub(crate) struct Solved {
+    pub a: Vec<f64>,
+    pub b: f64,
+    pub g: Vec<Vec<f64>>,
+    pub s: Vec<f64>,
+}
+
+/// A fixed-beta solver with its warm-start state: precomputed kernels ([`Inner`]) or rows
+/// from the data (module `scale`).
+pub(crate) trait FixedBetaSolver {
+    /// Solves the fixed-beta problem to tolerance `tol` from the previous solution.
+    fn solve(&mut self, beta: &[f64], tol: f64) -> Result<Solved>;
+    /// SMO (or CG) steps so far.
+    fn steps(&self) -> usize;
 }
 
 /// The fixed-beta solvers with their warm-start state.
@@ -321,8 +335,11 @@ struct Inner<'k> {
     cancel: &'k AtomicBool,
 }
 
-impl Inner<'_> {
-    /// Solves the fixed-beta problem to tolerance `tol` from the previous solution.
+impl FixedBetaSolver for Inner<'_> {
+    fn steps(&self) -> usize {
+        self.steps
+    }
+
     fn solve(&mut self, beta: &[f64], tol: f64) -> Result<Solved> {
         let (kernels, y, opts) = (self.kernels, self.y, self.opts);
         let n = y.len();
@@ -438,21 +455,34 @@ fn solve_checked(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(usize, f64, &[f64]),
 ) -> Result<MklFit> {
-    let mm = kernels.len();
+    let mut inner = Inner {
+        kernels,
+        y,
+        opts,
+        smo: smo::SmoState::new(n, kernels.len()),
+        ridge: ridge::RidgeState::new(n),
+        steps: 0,
+        cancel,
+    };
+    outer_loop(&mut inner, kernels.len(), y, opts, cancel, progress)
+}
+
+/// The alternating solver over any fixed-beta solver of `mm` kernels: fixed-beta solves, the
+/// duality gap, the beta updates (closed form; p = 1: projected gradient), tightening.
+pub(crate) fn outer_loop(
+    inner: &mut dyn FixedBetaSolver,
+    mm: usize,
+    y: &[f64],
+    opts: &MklOptions,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(usize, f64, &[f64]),
+) -> Result<MklFit> {
+    let n = y.len();
     let p = opts.p;
     let mut beta = if p.is_infinite() {
         vec![1.0; mm]
     } else {
         vec![(mm as f64).powf(-1.0 / p); mm]
-    };
-    let mut inner = Inner {
-        kernels,
-        y,
-        opts,
-        smo: smo::SmoState::new(n, mm),
-        ridge: ridge::RidgeState::new(n),
-        steps: 0,
-        cancel,
     };
     let mut tol = opts.tol;
     let mut history = Vec::new();
@@ -466,7 +496,9 @@ fn solve_checked(
         let sol = inner.solve(&beta, tol)?;
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled(
-                "the fit stopped: the kernel entry check running beside it failed".into(),
+                "the fit stopped: the kernel entry check running beside it failed, or it was \
+                 cancelled"
+                    .into(),
             ));
         }
         let f: Vec<f64> = (0..n)
@@ -489,7 +521,7 @@ fn solve_checked(
                 dual,
                 gap,
                 iterations: iter,
-                smo_iterations: inner.steps,
+                smo_iterations: inner.steps(),
                 n_support,
                 converged,
                 gap_history: Vec::new(),
@@ -507,7 +539,7 @@ fn solve_checked(
         if converged || iter == opts.max_iter {
             let mut out = best.take().expect("set above");
             out.iterations = iter;
-            out.smo_iterations = inner.steps;
+            out.smo_iterations = inner.steps();
             out.gap_history = history;
             return Ok(out);
         }

@@ -185,7 +185,7 @@ pub(crate) fn solve(
 /// The penalties of sample t for the passes (see `mmfuse_kernels::Violators`): 0 or -inf for
 /// I_up, 0 or +inf for I_low.
 #[inline]
-fn set_penalties(t: usize, alpha: &[f64], y: &[f64], c: f64, up: &mut [f64], low: &mut [f64]) {
+pub(crate) fn set_penalties(t: usize, alpha: &[f64], y: &[f64], c: f64, up: &mut [f64], low: &mut [f64]) {
     up[t] = if in_up(alpha[t], y[t], c) {
         0.0
     } else {
@@ -236,7 +236,7 @@ fn combined_row(
 /// libsvm's two-variable update (Solver::Solve) of alpha_i, alpha_j on Q entries, with
 /// K_beta(i, j) = `k_ij` and gradient entries `gi`, `gj`; keeps y^T alpha and the box.
 #[allow(clippy::too_many_arguments)]
-fn two_variable_step(
+pub(crate) fn two_variable_step(
     alpha: &mut [f64],
     y: &[f64],
     diag: &[f64],
