@@ -56,7 +56,11 @@ impl<T: Real> PreparedData<T> {
     fn with_shift(rows: Rows<'_, T>, kernel: Kernel, shift: Option<Vec<f64>>) -> Result<Self> {
         crate::limits::check_alloc::<T>(rows.n, rows.d, "prepared kernel data")?;
         let centred = match &shift {
-            Some(s) => Some(super::centre::centred(&rows, s, "the centred copy of X (rbf)")?),
+            Some(s) => Some(super::centre::centred(
+                &rows,
+                s,
+                "the centred copy of X (rbf)",
+            )?),
             None => None,
         };
         let aux = aux_of(
@@ -170,11 +174,6 @@ impl<T: Real> PreparedData<T> {
         );
         let ((xr, xc), (yr, yc)) = (self.operand(), cols.operand());
         let (x, y) = (Operand::new(&xr, xc), Operand::new(&yr, yc));
-        assemble_cross_planned(
-            &plan,
-            (x, y),
-            (row_tile.max(1), col_tile.max(1)),
-            out,
-        );
+        assemble_cross_planned(&plan, (x, y), (row_tile.max(1), col_tile.max(1)), out);
     }
 }

@@ -185,7 +185,14 @@ pub(crate) fn solve(
 /// The penalties of sample t for the passes (see `mmfuse_kernels::Violators`): 0 or -inf for
 /// I_up, 0 or +inf for I_low.
 #[inline]
-pub(crate) fn set_penalties(t: usize, alpha: &[f64], y: &[f64], c: f64, up: &mut [f64], low: &mut [f64]) {
+pub(crate) fn set_penalties(
+    t: usize,
+    alpha: &[f64],
+    y: &[f64],
+    c: f64,
+    up: &mut [f64],
+    low: &mut [f64],
+) {
     up[t] = if in_up(alpha[t], y[t], c) {
         0.0
     } else {

@@ -214,6 +214,7 @@ impl<T: Copy + Default> RowCache<T> {
     }
 
     /// Bytes held.
+    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used
     }
@@ -227,11 +228,13 @@ mod tests {
     fn lru_order_budget_and_remap() {
         // Room for two rows of 4 f64.
         let mut c = RowCache::<f64>::new(5, 64);
-        let fill = |k: usize| move |r: &mut [f64]| -> Result<(), ()> {
-            for (p, v) in r.iter_mut().enumerate() {
-                *v = (k * 10 + p) as f64;
+        let fill = |k: usize| {
+            move |r: &mut [f64]| -> Result<(), ()> {
+                for (p, v) in r.iter_mut().enumerate() {
+                    *v = (k * 10 + p) as f64;
+                }
+                Ok(())
             }
-            Ok(())
         };
         assert!(!c.get_or_fill(0, 4, fill(0)).unwrap().1);
         assert!(!c.get_or_fill(1, 4, fill(1)).unwrap().1);

@@ -185,7 +185,10 @@ fn check_options(o: &MklOptions) -> Result<()> {
     }
     for (name, v) in [("c", o.c), ("eps", o.eps), ("tol", o.tol)] {
         if !(v.is_finite() && v > 0.0) {
-            return Err(Error::param(name, format!("must be finite and > 0, got {v}")));
+            return Err(Error::param(
+                name,
+                format!("must be finite and > 0, got {v}"),
+            ));
         }
     }
     if o.max_iter == 0 {
@@ -253,7 +256,11 @@ fn fit_generic<T: Real>(
     if let Some(m) = modalities.iter().find(|m| m.name.is_empty()) {
         return Err(Error::param(
             "data",
-            format!("a modality needs a non-empty name (one of {} x {})", m.data.nrows(), m.data.ncols()),
+            format!(
+                "a modality needs a non-empty name (one of {} x {})",
+                m.data.nrows(),
+                m.data.ncols()
+            ),
         ));
     }
     for m in modalities {
@@ -276,14 +283,21 @@ fn fit_generic<T: Real>(
     }
     let resolved = spec.resolve(&names)?;
     if labels.len() != n {
-        return Err(Error::Shape(format!("{} labels for {n} samples", labels.len())));
+        return Err(Error::Shape(format!(
+            "{} labels for {n} samples",
+            labels.len()
+        )));
     }
     let (classes, ys) = problems(labels)?;
     // Memory: the data in T (with rbf's shifted copy), the cache, O(n) vectors per block.
     let data_values: usize = modalities
         .iter()
         .map(|m| {
-            let copies = if matches!(m.kernel, Kernel::Rbf { .. }) { 2 } else { 1 };
+            let copies = if matches!(m.kernel, Kernel::Rbf { .. }) {
+                2
+            } else {
+                1
+            };
             m.data.ncols() * copies
         })
         .sum::<usize>()
@@ -291,7 +305,9 @@ fn fit_generic<T: Real>(
     let data_bytes = data_values.saturating_mul(std::mem::size_of::<T>()) as u64;
     let (limit, source) = crate::limits::memory_limit();
     let cache_bytes = rows.cache_bytes.unwrap_or((limit / 4) as u64);
-    let total = data_bytes as u128 + cache_bytes as u128 + (n as u128) * 8 * (4 + 2 * resolved.len() as u128);
+    let total = data_bytes as u128
+        + cache_bytes as u128
+        + (n as u128) * 8 * (4 + 2 * resolved.len() as u128);
     if total > limit {
         return Err(Error::TooLarge {
             what: format!(
@@ -329,14 +345,7 @@ fn fit_generic<T: Real>(
     let never = AtomicBool::new(false);
     let cancel: &AtomicBool = rows.cancel.as_deref().unwrap_or(&never);
     let mut src = DataSource {
-        blocks: resolved
-            .iter()
-            .map(|b| BlockSource {
-                name: b.name.clone(),
-                members: b.members.clone(),
-                scale: 1.0,
-            })
-            .collect(),
+        blocks: DataSource::<T>::block_sources(&resolved, &vec![1.0; resolved.len()]),
         modalities: mods,
         n,
     };
@@ -356,7 +365,14 @@ fn fit_generic<T: Real>(
             n,
         };
         let ones = vec![1.0 / n as f64; n];
-        let means = block_products(&raw, &all, &all, &ones, &vec![true; modalities.len()], cancel)?;
+        let means = block_products(
+            &raw,
+            &all,
+            &all,
+            &ones,
+            &vec![true; modalities.len()],
+            cancel,
+        )?;
         src.modalities = raw.modalities;
         for (m, cm) in src.modalities.iter_mut().zip(means) {
             let grand = cm.iter().sum::<f64>() / n as f64;
@@ -541,7 +557,10 @@ fn empty_stats(kind: Normalization) -> TrainStats {
 
 /// Keeps only the training rows that some fit uses (a non-zero coefficient), with the
 /// coefficients and per-point statistics cut alike.
-fn keep_support_vectors(mut model: MklModel, mut data: Vec<DataKernel>) -> Result<(MklModel, usize)> {
+fn keep_support_vectors(
+    mut model: MklModel,
+    mut data: Vec<DataKernel>,
+) -> Result<(MklModel, usize)> {
     let n = model.fits[0].coef.len();
     let keep: Vec<usize> = (0..n)
         .filter(|&i| model.fits.iter().any(|f| f.coef[i] != 0.0))
@@ -672,7 +691,12 @@ impl<T: Real> FixedBetaSolver for RowInner<'_, T> {
                 self.opts.max_smo_iter, run.violation
             )));
         }
-        let a: Vec<f64> = self.alpha.iter().zip(self.y).map(|(al, y)| al * y).collect();
+        let a: Vec<f64> = self
+            .alpha
+            .iter()
+            .zip(self.y)
+            .map(|(al, y)| al * y)
+            .collect();
         let active: Vec<usize> = beta
             .iter()
             .enumerate()
@@ -709,4 +733,3 @@ impl<T: Real> FixedBetaSolver for RowInner<'_, T> {
         })
     }
 }
-

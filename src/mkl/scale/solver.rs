@@ -194,8 +194,7 @@ impl<T: Real> FixedBeta<'_, T> {
         } else {
             stats.min_active.min(n)
         };
-        let violators =
-            |a: &Active<T>| smo_violators_on(arch, &a.f, &a.y, 1.0, &a.up, &a.low);
+        let violators = |a: &Active<T>| smo_violators_on(arch, &a.f, &a.y, 1.0, &a.up, &a.low);
         let mut viol = violators(&act);
         loop {
             if self.cancel.load(Ordering::Relaxed) {
@@ -265,7 +264,16 @@ impl<T: Real> FixedBeta<'_, T> {
             let (gi, gj) = (act.y[i] * act.f[i] - 1.0, act.y[j] * act.f[j] - 1.0);
             iterations += 1;
             let (old_ai, old_aj) = (act.alpha[i], act.alpha[j]);
-            two_variable_step(&mut act.alpha, &act.y, &act.diag, k_ij, (gi, gj), self.c, i, j);
+            two_variable_step(
+                &mut act.alpha,
+                &act.y,
+                &act.diag,
+                k_ij,
+                (gi, gj),
+                self.c,
+                i,
+                j,
+            );
             let (dai, daj) = (
                 (act.alpha[i] - old_ai) * act.y[i],
                 (act.alpha[j] - old_aj) * act.y[j],
