@@ -76,6 +76,24 @@ pub struct BenchMklArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Fit from synthetic data with rows on demand (`fit_from_data`) instead of kernels: one
+    /// rbf modality (gamma = 1/d, trace-normalised) per entry of --dims, two overlapping
+    /// Gaussian classes (means +-0.15 per coordinate, unit noise). Each run is timed (no
+    /// warm-up: a fit this size warms itself up) and the peak RSS is reported.
+    #[arg(long)]
+    pub from_data: bool,
+    /// --from-data: features per modality, comma-separated.
+    #[arg(long, default_value = "64")]
+    pub dims: String,
+    /// --from-data: row cache budget (K/M/G suffixes; default a quarter of the memory cap).
+    #[arg(long)]
+    pub cache: Option<String>,
+    /// --from-data: interaction blocks (none, pairs, all, or a list).
+    #[arg(long, default_value = "none")]
+    pub interactions: String,
+    /// --from-data: f32 (default) or f64 rows.
+    #[arg(long, default_value = "f32")]
+    pub row_precision: String,
 }
 
 /// `mmfuse bench gram`.

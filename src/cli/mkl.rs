@@ -7,7 +7,8 @@ use mmfuse::gram::{GramOptions, Kernel, Normalization};
 use mmfuse::io::{read_matrix, read_npy, write_atomic_bytes, write_npy};
 use mmfuse::matrix::Matrix;
 use mmfuse::mkl::{
-    fit_with_progress, BlockKernels, DataKernel, Loss, MklFit, MklModel, MklOptions,
+    fit_from_data, fit_with_progress, BlockKernels, DataKernel, DataModality, Loss, MklFit,
+    MklModel, MklOptions, RowFitStats, RowOptions, RowPrecision, RowProgress,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -91,6 +92,18 @@ pub struct MklFitArgs {
     /// Maximum outer iterations.
     #[arg(long, default_value_t = 200)]
     pub max_iter: usize,
+    /// How to fit --data: auto, dense or rows (see `SolverArg`).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub solver: SolverArg,
+    /// Row cache of `--solver rows`, e.g. `2G`, `500M` (default: a quarter of the memory cap).
+    #[arg(long, value_name = "SIZE")]
+    pub cache: Option<String>,
+    /// Precision of the rows of `--solver rows`.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub row_precision: RowPrecisionArg,
+    /// Turn shrinking off (`--solver rows`).
+    #[arg(long)]
+    pub no_shrinking: bool,
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -102,6 +115,29 @@ pub struct MklFitArgs {
     /// classes, per-class fits; no coefficients or training data.
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
+}
+
+/// Solver of `mkl fit --data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SolverArg {
+    /// `rows` when the dense kernels (one n x n f64 matrix per kernel or block) would take more
+    /// than a quarter of the memory cap, else `dense`; precomputed kernels and the squared
+    /// loss always use `dense`.
+    Auto,
+    /// Build every n x n kernel, then fit (exact f64, fastest while the kernels fit in memory).
+    Dense,
+    /// No n x n matrix: kernel rows computed on demand from the data, an LRU cache (--cache)
+    /// and shrinking (hinge loss only; docs/design.md section 10).
+    Rows,
+}
+
+/// Precision of `mkl fit --solver rows`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RowPrecisionArg {
+    /// f32 rows and cache (half the memory per row).
+    F32,
+    /// f64 throughout.
+    F64,
 }
 
 /// `mmfuse mkl predict`.
@@ -294,6 +330,27 @@ fn run_fit(a: MklFitArgs) -> Result<()> {
     let p = mmfuse::mkl::parse_p(&a.p)?;
     let spec: BlockSpec = a.interactions.parse()?;
     let interactions = spec != BlockSpec::None;
+    if a.solver == SolverArg::Rows || a.cache.is_some() {
+        if a.data.is_empty() {
+            return Err(Error::param(
+                "solver",
+                "--solver rows and --cache need --data (rows are computed from the data)",
+            ));
+        }
+        if a.loss == LossArg::Squared {
+            return Err(Error::param(
+                "solver",
+                "--solver rows fits the hinge loss only; the squared loss needs --solver dense",
+            ));
+        }
+    }
+    if !a.data.is_empty() && a.loss == LossArg::Hinge && a.solver != SolverArg::Dense {
+        let parsed = read_modalities(&a.data)?;
+        if use_rows(&a, &spec, &parsed)? {
+            return run_fit_rows(a, p, spec, parsed);
+        }
+        // Small enough for the dense path (which reads the data again: small by definition).
+    }
     let mut modalities = Vec::new();
     let mut names: Vec<String> = Vec::new();
     let kernels = if a.data.is_empty() {
@@ -411,6 +468,145 @@ fn run_fit(a: MklFitArgs) -> Result<()> {
         write_atomic_bytes(report, text.as_bytes())?;
     }
     write_atomic_bytes(&a.out, &bytes)
+}
+
+/// The modalities of `--data`: names, data, kernels.
+struct Modalities {
+    names: Vec<String>,
+    xs: Vec<Matrix<f64>>,
+    kernels: Vec<Kernel>,
+}
+
+fn read_modalities(args: &[String]) -> Result<Modalities> {
+    let mut m = Modalities {
+        names: Vec::new(),
+        xs: Vec::new(),
+        kernels: Vec::new(),
+    };
+    for arg in args {
+        let (name, path, kernel) = parse_data_arg(arg)?;
+        if m.names.contains(&name) {
+            return Err(Error::param("data", format!("modality `{name}` given twice")));
+        }
+        m.xs.push(read_matrix(&path)?);
+        m.names.push(name);
+        m.kernels.push(kernel);
+    }
+    Ok(m)
+}
+
+/// Whether `--solver auto` (or `rows`) fits from rows on demand: the dense path holds one
+/// n x n f64 matrix per kernel (with interactions: per modality and per block), and auto
+/// switches when those would take more than a quarter of the memory cap.
+fn use_rows(a: &MklFitArgs, spec: &BlockSpec, m: &Modalities) -> Result<bool> {
+    match a.solver {
+        SolverArg::Rows => return Ok(true),
+        SolverArg::Dense => return Ok(false),
+        SolverArg::Auto => {}
+    }
+    if a.cache.is_some() {
+        return Ok(true);
+    }
+    let n = m.xs.first().map_or(0, |x| x.nrows()) as u128;
+    let refs: Vec<&str> = m.names.iter().map(String::as_str).collect();
+    let kernels = match spec {
+        BlockSpec::None => refs.len(),
+        _ => refs.len() + spec.resolve(&refs)?.len(),
+    } as u128;
+    let (limit, _) = mmfuse::limits::memory_limit();
+    Ok(kernels * n * n * 8 > limit / 4)
+}
+
+/// `mkl fit --data` with rows on demand.
+fn run_fit_rows(a: MklFitArgs, p: f64, spec: BlockSpec, m: Modalities) -> Result<()> {
+    let how: Normalization = match (&a.normalize, spec != BlockSpec::None) {
+        (Some(_), true) => {
+            return Err(Error::param(
+                "normalize",
+                "with --interactions every block is centred and trace-normalised; drop --normalize",
+            ))
+        }
+        (_, true) => Normalization::None,
+        (Some(s), false) => s.parse()?,
+        (None, false) => Normalization::Trace,
+    };
+    let views: Vec<DataModality<'_>> = m
+        .names
+        .iter()
+        .zip(&m.xs)
+        .zip(&m.kernels)
+        .map(|((name, x), kernel)| DataModality {
+            name,
+            data: x.as_mat_ref(),
+            kernel: *kernel,
+        })
+        .collect();
+    let y = read_vector(&a.labels, "labels")?;
+    let opts = MklOptions {
+        p,
+        c: a.c,
+        loss: Loss::Hinge,
+        eps: a.eps,
+        tol: a.tol,
+        max_iter: a.max_iter,
+        allow_indefinite: a.allow_indefinite,
+        ..MklOptions::default()
+    };
+    let rows = RowOptions {
+        cache_bytes: a.cache.as_deref().map(mmfuse::limits::parse_bytes).transpose()?,
+        precision: match a.row_precision {
+            RowPrecisionArg::F32 => RowPrecision::F32,
+            RowPrecisionArg::F64 => RowPrecision::F64,
+        },
+        no_shrinking: a.no_shrinking,
+        threads: None,
+        // Ctrl-C ends the process (see cli::main): nothing to cancel from here.
+        cancel: None,
+    };
+    let quiet = a.quiet;
+    let mut progress = |r: &RowProgress<'_>| {
+        if !quiet {
+            let b: Vec<String> = r.beta.iter().map(|v| format!("{v:.4}")).collect();
+            eprintln!(
+                "problem {} iter {:>4}  gap {:.3e}  cache hit rate {:.3}  beta [{}]",
+                r.problem,
+                r.iteration,
+                r.gap,
+                r.cache.hit_rate(),
+                b.join(", ")
+            );
+        }
+    };
+    let (model, stats) = fit_from_data(&views, how, &spec, &y, &opts, &rows, &mut progress)?;
+    let bytes = model.to_bytes()?;
+    if let Some(report) = &a.report {
+        let mut r = report_json(&model);
+        if let Value::Object(map) = &mut r {
+            map.insert("solver".into(), rows_json(&stats));
+        }
+        let text = serde_json::to_string_pretty(&r).unwrap_or_default();
+        write_atomic_bytes(report, text.as_bytes())?;
+    }
+    write_atomic_bytes(&a.out, &bytes)
+}
+
+/// The `solver` object of a rows fit's report.
+pub fn rows_json(s: &RowFitStats) -> Value {
+    let c = &s.solver.cache;
+    json!({
+        "kind": "rows",
+        "precision": s.precision,
+        "cache_bytes": s.cache_bytes,
+        "cache_hits": c.hits,
+        "cache_misses": c.misses,
+        "cache_evictions": c.evictions,
+        "cache_hit_rate": num(c.hit_rate()),
+        "cache_max_rows": c.max_rows,
+        "shrinks": s.solver.shrinks,
+        "reconstructions": s.solver.reconstructions,
+        "min_active": s.solver.min_active,
+        "stored_rows": s.stored_rows,
+    })
 }
 
 fn run_predict(a: MklPredictArgs) -> Result<()> {
