@@ -577,3 +577,23 @@ fn results_do_not_depend_on_the_thread_count() {
     .unwrap();
     assert_eq!(a.fits, b.fits);
 }
+
+#[test]
+fn prediction_in_row_blocks_equals_one_whole_test_kernel() {
+    let (xs, labels) = problem(200, 15);
+    let n_test = 2 * mmfuse::mkl::PREDICT_BLOCK + 37;
+    let (xt, _) = problem(n_test, 16);
+    for (norm, spec) in [
+        (Normalization::UnitDiag, BlockSpec::None),
+        (Normalization::None, BlockSpec::Pairs),
+    ] {
+        let (model, _) = fit(&xs, &labels, norm, &spec, &MklOptions::default(), &RowOptions::default()).unwrap();
+        let test = test_set(&xt);
+        let go = GramOptions::default();
+        let blocked = model.decision_function_from_data(&test, &go).unwrap();
+        let whole = model.test_kernels(&test, &go).unwrap();
+        let expect = model.decision_function(&whole.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(blocked, expect);
+        assert_eq!(blocked[0].len(), n_test);
+    }
+}

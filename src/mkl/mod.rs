@@ -23,7 +23,7 @@ mod validate;
 pub use blocks::BlockKernels;
 pub use data::DataKernel;
 pub use file::{FORMAT, FORMAT_VERSION, METADATA_KEY};
-pub use model::MklModel;
+pub use model::{MklModel, PREDICT_BLOCK};
 pub use pnorm::{p_label, parse_p, parse_p_list};
 pub use scale::{
     fit_from_data, CacheStats, DataModality, RowFitStats, RowOptions, RowPrecision, RowProgress,

@@ -8,6 +8,9 @@ use crate::gram::GramOptions;
 use crate::matrix::Matrix;
 use faer::MatRef;
 
+/// Test rows per block of [`MklModel::decision_function_from_data`].
+pub const PREDICT_BLOCK: usize = 1024;
+
 /// A trained MKL model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MklModel {
@@ -283,24 +286,48 @@ impl MklModel {
         }
     }
 
-    /// [`MklModel::decision_function`] from test data (see [`MklModel::test_kernels`]).
+    /// [`MklModel::decision_function`] from test data (see [`MklModel::test_kernels`]), in
+    /// blocks of [`PREDICT_BLOCK`] test rows: memory O(block x stored training rows) per
+    /// kernel whatever the number of test points. Every normalisation of a test kernel row
+    /// uses only that row and training statistics, so the blocks give exactly the values of
+    /// one whole test kernel.
     pub fn decision_function_from_data(
         &self,
         test: &[(&str, MatRef<'_, f64>)],
         opts: &GramOptions,
     ) -> Result<Vec<Vec<f64>>> {
-        let ks = self.test_kernels(test, opts)?;
-        self.decision_function(&ks.iter().collect::<Vec<_>>())
+        let n_test = test.first().map_or(0, |(_, x)| x.nrows());
+        if n_test <= PREDICT_BLOCK || test.iter().any(|(_, x)| x.nrows() != n_test) {
+            // One block (or mismatched rows, which test_kernels reports).
+            let ks = self.test_kernels(test, opts)?;
+            return self.decision_function(&ks.iter().collect::<Vec<_>>());
+        }
+        let mut out = vec![Vec::with_capacity(n_test); self.fits.len()];
+        for start in (0..n_test).step_by(PREDICT_BLOCK) {
+            let rows = PREDICT_BLOCK.min(n_test - start);
+            let part: Vec<(&str, MatRef<'_, f64>)> = test
+                .iter()
+                .map(|(name, x)| (*name, x.subrows(start, rows)))
+                .collect();
+            let ks = self.test_kernels(&part, opts)?;
+            for (o, d) in out
+                .iter_mut()
+                .zip(self.decision_function(&ks.iter().collect::<Vec<_>>())?)
+            {
+                o.extend(d);
+            }
+        }
+        Ok(out)
     }
 
-    /// [`MklModel::predict`] from test data (see [`MklModel::test_kernels`]).
+    /// [`MklModel::predict`] from test data (see [`MklModel::decision_function_from_data`]).
     pub fn predict_from_data(
         &self,
         test: &[(&str, MatRef<'_, f64>)],
         opts: &GramOptions,
     ) -> Result<Vec<f64>> {
-        let ks = self.test_kernels(test, opts)?;
-        self.predict(&ks.iter().collect::<Vec<_>>())
+        let scores = self.decision_function_from_data(test, opts)?;
+        Ok(self.labels_from_scores(scores))
     }
 
     /// Decision values: one column per fit (n_test rows), from test kernels K_m(X_test, X_train).
@@ -315,11 +342,16 @@ impl MklModel {
     /// for two classes) or values (regression).
     pub fn predict(&self, test_kernels: &[&Matrix<f64>]) -> Result<Vec<f64>> {
         let scores = self.decision_function(test_kernels)?;
+        Ok(self.labels_from_scores(scores))
+    }
+
+    /// Labels (or regression values) from decision values, one column per fit.
+    fn labels_from_scores(&self, scores: Vec<Vec<f64>>) -> Vec<f64> {
         if self.classes.is_empty() {
-            return Ok(scores.into_iter().next().unwrap_or_default());
+            return scores.into_iter().next().unwrap_or_default();
         }
         if self.classes.len() == 2 {
-            return Ok(scores[0]
+            return scores[0]
                 .iter()
                 .map(|&s| {
                     if s >= 0.0 {
@@ -328,16 +360,16 @@ impl MklModel {
                         self.classes[0]
                     }
                 })
-                .collect());
+                .collect();
         }
         let n = scores[0].len();
-        Ok((0..n)
+        (0..n)
             .map(|t| {
                 let best = (0..scores.len())
                     .max_by(|&a, &b| scores[a][t].total_cmp(&scores[b][t]))
                     .unwrap_or(0);
                 self.classes[best]
             })
-            .collect())
+            .collect()
     }
 }
