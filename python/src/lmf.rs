@@ -1,0 +1,218 @@
+//! Block low-rank multimodal fusion from Python (the library's `BlockLmf<f32>`): one model
+//! object, trained in place, with the CLI's safetensors files.
+
+use crate::arrays::{matrix_to_py, view};
+use crate::errors::to_py;
+use crate::run;
+use mmfuse::blocks::BlockSpec;
+use mmfuse::lmf::blockwise::{BlockLmf, BlockTrainOptions, Optimizer};
+use mmfuse::lmf::{LmfOptions, Loss};
+use numpy::PyReadonlyArray2;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+/// A block LMF model (float32), picklable through its safetensors bytes.
+#[pyclass(module = "mmfuse._native", name = "Lmf")]
+pub struct Lmf {
+    inner: BlockLmf<f32>,
+}
+
+/// A new block LMF model: `modalities` as `(name, d)`, `blocks` a spec (`none`: unimodal
+/// blocks only, `pairs`, `all`, `a*b,...`), rank, outputs, relevance exponent p and seed (the
+/// library's initialisation).
+#[pyfunction]
+pub fn lmf_new(
+    modalities: Vec<(String, usize)>,
+    blocks: &str,
+    rank: usize,
+    out_dim: usize,
+    p: &str,
+    seed: u64,
+) -> PyResult<Lmf> {
+    let spec: BlockSpec = blocks.parse().map_err(to_py)?;
+    let p = mmfuse::mkl::parse_p(p).map_err(to_py)?;
+    let named: Vec<(&str, usize)> = modalities.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+    let inner = BlockLmf::new(&named, &spec, rank, out_dim, p, seed).map_err(to_py)?;
+    Ok(Lmf { inner })
+}
+
+fn named_views<'a>(
+    views: &'a [(String, PyReadonlyArray2<'_, f32>)],
+) -> PyResult<Vec<(&'a str, faer::MatRef<'a, f32>)>> {
+    views
+        .iter()
+        .map(|(n, x)| Ok((n.as_str(), view(x, n)?)))
+        .collect()
+}
+
+fn exec(threads: Option<usize>) -> LmfOptions {
+    LmfOptions {
+        threads,
+        ..LmfOptions::default()
+    }
+}
+
+#[pymethods]
+impl Lmf {
+    /// Trains in place (`BlockLmf::train_named`) on float32 inputs `(name, X_m)` and targets
+    /// (`n x h` values, or `n x 1` class labels for `loss="xent"`); returns the history as a
+    /// dict (`train_loss`, `val_loss`, `penalty`, `relevance` per epoch, `blocks`,
+    /// `best_epoch`, `stopped_early`, `steps`). Ctrl-C stops it after the current epoch with
+    /// `KeyboardInterrupt`.
+    #[pyo3(signature = (views, targets, epochs=50, batch_size=64, lr=1e-2, loss="mse",
+        reg=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0, seed=0, shuffle=true,
+        validation_fraction=0.0, patience=None, threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn train<'py>(
+        &mut self,
+        py: Python<'py>,
+        views: Vec<(String, PyReadonlyArray2<'_, f32>)>,
+        targets: PyReadonlyArray2<'_, f32>,
+        epochs: usize,
+        batch_size: usize,
+        lr: f64,
+        loss: &str,
+        reg: f64,
+        optimizer: &str,
+        momentum: f64,
+        weight_decay: f64,
+        seed: u64,
+        shuffle: bool,
+        validation_fraction: f64,
+        patience: Option<usize>,
+        threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let named = named_views(&views)?;
+        let t = view(&targets, "targets")?;
+        let loss: Loss = loss.parse().map_err(to_py)?;
+        let optimizer = match optimizer.parse::<Optimizer>().map_err(to_py)? {
+            Optimizer::Sgd { .. } => Optimizer::Sgd { momentum },
+            adam => adam,
+        };
+        let opts = BlockTrainOptions {
+            epochs,
+            batch_size,
+            lr,
+            loss,
+            reg,
+            optimizer,
+            weight_decay,
+            seed,
+            shuffle,
+            validation_fraction,
+            patience,
+            exec: exec(threads),
+        };
+        let model = &mut self.inner;
+        let h = run::interruptible(py, |stop| {
+            model.train_named(&named, t, &opts, |_| stop.check())
+        })?;
+        let d = PyDict::new(py);
+        d.set_item("blocks", h.blocks)?;
+        d.set_item("train_loss", h.train_loss)?;
+        d.set_item("val_loss", h.val_loss)?;
+        d.set_item("penalty", h.penalty)?;
+        d.set_item("relevance", h.relevance)?;
+        d.set_item("best_epoch", h.best_epoch)?;
+        d.set_item("stopped_early", h.stopped_early)?;
+        d.set_item("steps", h.steps)?;
+        Ok(d)
+    }
+
+    /// Outputs (`n x h` float32) for inputs given by name, any order.
+    #[pyo3(signature = (views, threads=None))]
+    fn forward(
+        &self,
+        py: Python<'_>,
+        views: Vec<(String, PyReadonlyArray2<'_, f32>)>,
+        threads: Option<usize>,
+    ) -> PyResult<Py<PyAny>> {
+        let named = named_views(&views)?;
+        let model = &self.inner;
+        let y = run::detached(py, || model.forward_named(&named, &exec(threads)))?;
+        matrix_to_py(py, y)
+    }
+
+    /// The lp relevance: a dict with `blocks`, `shares`, `beta`, `norms`.
+    fn relevance<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let r = self.inner.relevance().map_err(to_py)?;
+        let d = PyDict::new(py);
+        d.set_item("blocks", r.blocks)?;
+        d.set_item("shares", r.shares)?;
+        d.set_item("beta", r.beta)?;
+        d.set_item("norms", r.norms)?;
+        Ok(d)
+    }
+
+    /// Modality names, in input order.
+    #[getter]
+    fn modalities(&self) -> Vec<String> {
+        self.inner.modalities().to_vec()
+    }
+
+    /// Feature counts, in input order.
+    #[getter]
+    fn dims(&self) -> Vec<usize> {
+        self.inner.dims().to_vec()
+    }
+
+    /// Block names.
+    #[getter]
+    fn blocks(&self) -> Vec<String> {
+        self.inner
+            .block_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// Rank of the interaction blocks.
+    #[getter]
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+
+    /// Number of outputs h.
+    #[getter]
+    fn out_dim(&self) -> usize {
+        self.inner.out_dim()
+    }
+
+    /// The relevance exponent p.
+    #[getter]
+    fn p(&self) -> f64 {
+        self.inner.p()
+    }
+
+    /// The safetensors bytes of the weights file (`mmfuse lmf train --blocks ... --save`).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = self.inner.to_bytes().map_err(to_py)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    /// A model from safetensors bytes of a block model file.
+    #[staticmethod]
+    fn from_bytes(data: &[u8]) -> PyResult<Self> {
+        let inner = BlockLmf::from_bytes(data).map_err(to_py)?;
+        Ok(Lmf { inner })
+    }
+
+    /// Writes the weights file (atomically), readable by `mmfuse lmf forward --weights`.
+    fn save(&self, path: std::path::PathBuf) -> PyResult<()> {
+        self.inner.save(path).map_err(to_py)
+    }
+
+    /// Reads a block model file written by `save` or `mmfuse lmf train --blocks ...`.
+    #[staticmethod]
+    fn load(path: std::path::PathBuf) -> PyResult<Self> {
+        let inner = BlockLmf::load(path).map_err(to_py)?;
+        Ok(Lmf { inner })
+    }
+
+    /// Pickling goes through the safetensors bytes.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let ctor = py.get_type::<Lmf>().getattr("from_bytes")?;
+        let args = PyTuple::new(py, [self.to_bytes(py)?])?;
+        PyTuple::new(py, [ctor, args.into_any()])
+    }
+}
