@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils._tags import ClassifierTags, RegressorTags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -219,13 +220,12 @@ class LowRankFusion(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float32)
         return self._model.forward(self._inputs(X), threads=self.threads)
 
+    @available_if(lambda self: self._is_classifier())
     def decision_function(self, X: Any) -> np.ndarray:
-        """Raw outputs: regression values (n_samples,); for a classifier the logits
-        (n_samples, n_classes), or logit[1] - logit[0] (n_samples,) for two classes."""
+        """Classifier only (``loss="xent"``): the logits (n_samples, n_classes), or
+        logit[1] - logit[0] (n_samples,) for two classes."""
         y = self._forward(X)
-        if self._is_classifier():
-            return y[:, 1] - y[:, 0] if len(self.classes_) == 2 else y
-        return y[:, 0]
+        return y[:, 1] - y[:, 0] if len(self.classes_) == 2 else y
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted values, or labels (the largest output, the first on ties) for ``xent``."""

@@ -64,6 +64,8 @@ _COMMON_ATTRS = """
         Relative duality gap (P - D) / |P| per fit.
     converged_ : ndarray of bool of shape (n_fits,)
         Whether each fit reached ``eps``.
+    n_iter_ : ndarray of shape (n_fits,)
+        Outer iterations per fit.
     kernels_ : dict of str -> str
         The resolved kernel of each modality (gamma filled in).
     n_features_in_ : int
@@ -133,6 +135,7 @@ class _MKLBase(BaseEstimator):
         self.n_support_ = np.asarray(s["n_support"], dtype=np.int64)
         self.dual_gap_ = np.asarray(s["gap"], dtype=np.float64)
         self.converged_ = np.asarray(s["converged"], dtype=bool)
+        self.n_iter_ = np.asarray(s["iterations"], dtype=np.int64)
         self.kernels_ = dict(zip(s["modalities"], s["kernels"]))
 
     def _scores(self, X: Any) -> np.ndarray:
