@@ -7,6 +7,7 @@ use crate::run;
 use mmfuse::blocks::BlockSpec;
 use mmfuse::lmf::blockwise::{BlockLmf, BlockTrainOptions, Optimizer};
 use mmfuse::lmf::{LmfOptions, Loss};
+use mmfuse::Matrix;
 use numpy::PyReadonlyArray2;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
@@ -82,8 +83,13 @@ impl Lmf {
         patience: Option<usize>,
         threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let named = named_views(&views)?;
-        let t = view(&targets, "targets")?;
+        // The worker owns copies of the inputs and of the model (it may outlive an interrupted
+        // call); the trained model replaces this one when training returns.
+        let owned: Vec<(String, Matrix<f32>)> = views
+            .iter()
+            .map(|(n, x)| Ok((n.clone(), Matrix::from_mat_ref(view(x, n)?))))
+            .collect::<PyResult<_>>()?;
+        let t = Matrix::from_mat_ref(view(&targets, "targets")?);
         let loss: Loss = loss.parse().map_err(to_py)?;
         let optimizer = match optimizer.parse::<Optimizer>().map_err(to_py)? {
             Optimizer::Sgd { .. } => Optimizer::Sgd { momentum },
@@ -103,10 +109,16 @@ impl Lmf {
             patience,
             exec: exec(threads),
         };
-        let model = &mut self.inner;
-        let h = run::interruptible(py, |stop| {
-            model.train_named(&named, t, &opts, |_| stop.check())
+        let mut model = self.inner.clone();
+        let (model, h) = run::interruptible(py, move |stop| {
+            let named: Vec<(&str, faer::MatRef<'_, f32>)> = owned
+                .iter()
+                .map(|(n, x)| (n.as_str(), x.as_mat_ref()))
+                .collect();
+            let h = model.train_named(&named, t.as_mat_ref(), &opts, |_| stop.check())?;
+            Ok((model, h))
         })?;
+        self.inner = model;
         let d = PyDict::new(py);
         d.set_item("blocks", h.blocks)?;
         d.set_item("train_loss", h.train_loss)?;

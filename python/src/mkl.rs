@@ -66,26 +66,33 @@ pub fn mkl_fit(
     allow_indefinite: bool,
     threads: Option<usize>,
 ) -> PyResult<MklModel> {
+    // The worker owns its data (it may outlive an interrupted call): the copies are the
+    // modalities' training rows, which the model keeps anyway.
     let mut data = Vec::with_capacity(views.len());
     for (name, x, spec) in &views {
-        data.push((name.as_str(), view(x, name)?, spec.as_str()));
+        data.push((name.clone(), Matrix::from_mat_ref(view(x, name)?), spec.clone()));
     }
     let y = y
         .as_slice()
-        .map_err(|_| PyValueError::new_err("y must be contiguous"))?;
-    let inner = run::interruptible(py, |stop| {
+        .map_err(|_| PyValueError::new_err("y must be contiguous"))?
+        .to_vec();
+    let interactions = interactions.to_string();
+    let normalize = normalize.map(str::to_string);
+    let p = p.to_string();
+    let inner = run::interruptible(py, move |stop| {
         mmfuse::threads::install(threads, || {
             let spec: BlockSpec = interactions.parse()?;
             let with_blocks = spec != BlockSpec::None;
-            let how = normalization(normalize, with_blocks)?;
-            let p = mmfuse::mkl::parse_p(p)?;
+            let how = normalization(normalize.as_deref(), with_blocks)?;
+            let p = mmfuse::mkl::parse_p(&p)?;
+            let names: Vec<String> = data.iter().map(|(n, _, _)| n.clone()).collect();
             let mut modalities = Vec::with_capacity(data.len());
             let mut kernels = Vec::with_capacity(data.len());
-            for (name, x, spec) in &data {
+            for (name, x, spec) in data {
                 let kernel: Kernel = spec.parse()?;
                 let (d, k) = DataKernel::new(
-                    name,
-                    Matrix::from_mat_ref(*x),
+                    &name,
+                    x,
                     &kernel,
                     how,
                     &GramOptions::default(),
@@ -96,7 +103,7 @@ pub fn mkl_fit(
             }
             let (blocks, kernels) = if with_blocks {
                 let refs: Vec<&Matrix<f64>> = kernels.iter().collect();
-                let names: Vec<&str> = data.iter().map(|(n, _, _)| *n).collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 let (bk, ks) = BlockKernels::fit(&names, &refs, &spec)?;
                 (Some(bk), ks)
             } else {
@@ -115,9 +122,9 @@ pub fn mkl_fit(
             };
             let mut progress = |_: usize, _: f64, _: &[f64]| stop.check();
             let model = if classify {
-                mmfuse::mkl::MklModel::fit_classifier_with_progress(&refs, y, &opts, &mut progress)?
+                mmfuse::mkl::MklModel::fit_classifier_with_progress(&refs, &y, &opts, &mut progress)?
             } else {
-                let f = fit_with_progress(&refs, y, &opts, &mut progress)?;
+                let f = fit_with_progress(&refs, &y, &opts, &mut progress)?;
                 mmfuse::mkl::MklModel {
                     options: opts,
                     classes: Vec::new(),

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::time::Duration;
 
@@ -65,56 +65,51 @@ pub fn detached<R: Send>(
 /// Runs `f` on a worker thread while the calling thread, with the GIL released, waits for it
 /// and every 50 ms briefly takes the GIL to run Python's signal handlers
 /// (`Python::check_signals`: only the main thread gets signals, so this is where Ctrl-C is
-/// seen). When a handler raises (Ctrl-C: `KeyboardInterrupt`) the worker is asked to stop; it
-/// does at its next [`Stop::check`], and that exception is returned. Errors and panics as in
-/// [`detached`].
-pub fn interruptible<R: Send>(
+/// seen). When a handler raises (Ctrl-C: `KeyboardInterrupt`), that exception is returned at
+/// once and the worker is asked to stop: it unwinds at its next [`Stop::check`] (the library's
+/// progress points: after an MKL outer iteration, after an LMF epoch) and its result is
+/// dropped. Until then it keeps its thread and its owned data; it never touches Python.
+/// Errors and panics as in [`detached`].
+pub fn interruptible<R: Send + 'static>(
     py: Python<'_>,
-    f: impl FnOnce(&Stop) -> mmfuse::Result<R> + Send,
+    f: impl FnOnce(&Stop) -> mmfuse::Result<R> + Send + 'static,
 ) -> PyResult<R> {
-    let stop = Stop(AtomicBool::new(false));
-    let mut pending: Option<PyErr> = None;
-    let outcome = std::thread::scope(|s| {
-        let (tx, rx) = channel::<()>();
-        // A `Receiver` is `Send` but not `Sync`; the closures given to `detach` borrow it.
-        let rx = Mutex::new(rx);
-        let recv = |timeout: Option<Duration>| {
+    let stop = Arc::new(Stop(AtomicBool::new(false)));
+    let (tx, rx) = channel();
+    let worker_stop = Arc::clone(&stop);
+    std::thread::Builder::new()
+        .name("mmfuse-fit".into())
+        .spawn(move || {
+            let r = catch_unwind(AssertUnwindSafe(|| f(&worker_stop)));
+            // The receiver is gone when the caller was interrupted: nothing to report then.
+            let _ = tx.send(r);
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start a worker thread: {e}")))?;
+    // A `Receiver` is `Send` but not `Sync`; the closure given to `detach` borrows it.
+    let rx = Mutex::new(rx);
+    loop {
+        let got = py.detach(|| {
             let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-            match timeout {
-                Some(t) => !matches!(rx.recv_timeout(t), Err(RecvTimeoutError::Timeout)),
-                None => {
-                    let _ = rx.recv();
-                    true
-                }
+            match rx.recv_timeout(SIGNAL_POLL) {
+                Ok(r) => Some(Some(r)),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(None),
             }
-        };
-        let stop = &stop;
-        let worker = s.spawn(move || {
-            let r = catch_unwind(AssertUnwindSafe(|| f(stop)));
-            // The receiver lives until the worker is joined below.
-            let _ = tx.send(());
-            r
         });
-        loop {
-            let finished = py.detach(|| recv(Some(SIGNAL_POLL)));
-            if finished {
-                break;
+        match got {
+            Some(Some(Ok(Ok(v)))) => return Ok(v),
+            Some(Some(Ok(Err(e)))) => return Err(to_py(e)),
+            Some(Some(Err(payload))) => return Err(panic_error(payload.as_ref())),
+            Some(None) => {
+                return Err(PyRuntimeError::new_err(
+                    "internal error: the worker thread ended without a result",
+                ))
             }
-            if let Err(e) = py.check_signals() {
-                pending = Some(e);
-                stop.0.store(true, Ordering::Relaxed);
-                py.detach(|| recv(None));
-                break;
-            }
+            None => {}
         }
-        worker.join()
-    });
-    if let Some(e) = pending {
-        return Err(e);
-    }
-    match outcome {
-        Ok(Ok(Ok(v))) => Ok(v),
-        Ok(Ok(Err(e))) => Err(to_py(e)),
-        Ok(Err(payload)) | Err(payload) => Err(panic_error(payload.as_ref())),
+        if let Err(e) = py.check_signals() {
+            stop.0.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
     }
 }
