@@ -50,8 +50,11 @@ def as_float_matrix(x: Any, what: str, dtype: Any = None) -> np.ndarray:
         target = a.dtype if a.dtype in _FLOATS else np.dtype(np.float64)
     if a.dtype != target or not a.dtype.isnative:
         a = a.astype(target.newbyteorder("="))
-    if not (a.flags.c_contiguous or a.flags.f_contiguous) or not a.flags.aligned:
+    if not (a.flags.c_contiguous or a.flags.f_contiguous):
         a = np.ascontiguousarray(a)
+    if not a.flags.aligned:
+        # e.g. arrays unpickled from out-of-band buffers (Dask workers): one aligned copy
+        a = a.copy(order="K")
     return a
 
 
@@ -148,7 +151,8 @@ def take(X: np.ndarray, cols: np.ndarray, dtype: Any) -> np.ndarray:
         sub = X[:, cols[0] : cols[0] + cols.size]
     else:
         sub = X[:, cols]
-    return np.ascontiguousarray(sub, dtype=dtype)
+    out = np.ascontiguousarray(sub, dtype=dtype)
+    return out if out.flags.aligned else out.copy()
 
 
 def expand_kernels(
