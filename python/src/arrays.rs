@@ -21,7 +21,9 @@ pub fn view<'a, T: Element>(
         ))
     })?;
     if s.len() != n * d {
-        return Err(PyValueError::new_err(format!("{what}: unexpected buffer size")));
+        return Err(PyValueError::new_err(format!(
+            "{what}: unexpected buffer size"
+        )));
     }
     Ok(if a.is_c_contiguous() {
         faer::MatRef::from_row_major_slice(s, n, d)

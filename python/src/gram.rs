@@ -4,8 +4,8 @@ use crate::arrays::{matrix_to_py, vec_to_py, view};
 use crate::errors::to_py;
 use crate::run;
 use mmfuse::gram::{
-    cross_gram, gram as gram_xx, self_similarities as self_sim, GramOptions, Kernel,
-    Normalization, TrainStats,
+    cross_gram, gram as gram_xx, self_similarities as self_sim, GramOptions, Kernel, Normalization,
+    TrainStats,
 };
 use mmfuse::Real;
 use numpy::{Element, PyReadonlyArray2};
@@ -53,12 +53,13 @@ fn compute<T: Real + Element>(
     opts: GramOptions,
 ) -> PyResult<Py<PyAny>> {
     let xa: PyReadonlyArray2<'_, T> = x.extract().map_err(|_| dtype_error("X", x))?;
-    let ya: Option<PyReadonlyArray2<'_, T>> = match y {
-        None => None,
-        Some(y) => Some(y.extract().map_err(|_| {
-            PyTypeError::new_err("Y must be a 2-D array of the same dtype as X")
-        })?),
-    };
+    let ya: Option<PyReadonlyArray2<'_, T>> =
+        match y {
+            None => None,
+            Some(y) => Some(y.extract().map_err(|_| {
+                PyTypeError::new_err("Y must be a 2-D array of the same dtype as X")
+            })?),
+        };
     let xv = view(&xa, "X")?;
     let yv = match &ya {
         None => None,

@@ -36,10 +36,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
+/// Named NumPy arrays, in order.
+type NamedArrays = Vec<(String, Py<PyAny>)>;
+
 /// The bundled UCI Multiple Features data: `(views, labels)` with `views` a list of
 /// `(name, array n x d float64)` in the library's order and `labels` float64 digits 0-9.
 #[pyfunction]
-fn mfeat(py: Python<'_>) -> PyResult<(Vec<(String, Py<PyAny>)>, Py<PyAny>)> {
+fn mfeat(py: Python<'_>) -> PyResult<(NamedArrays, Py<PyAny>)> {
     let data = run::detached(py, mmfuse::datasets::mfeat)?;
     let views = data
         .views

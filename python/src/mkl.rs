@@ -70,7 +70,11 @@ pub fn mkl_fit(
     // modalities' training rows, which the model keeps anyway.
     let mut data = Vec::with_capacity(views.len());
     for (name, x, spec) in &views {
-        data.push((name.clone(), Matrix::from_mat_ref(view(x, name)?), spec.clone()));
+        data.push((
+            name.clone(),
+            Matrix::from_mat_ref(view(x, name)?),
+            spec.clone(),
+        ));
     }
     let y = y
         .as_slice()
@@ -90,13 +94,7 @@ pub fn mkl_fit(
             let mut kernels = Vec::with_capacity(data.len());
             for (name, x, spec) in data {
                 let kernel: Kernel = spec.parse()?;
-                let (d, k) = DataKernel::new(
-                    &name,
-                    x,
-                    &kernel,
-                    how,
-                    &GramOptions::default(),
-                )?;
+                let (d, k) = DataKernel::new(&name, x, &kernel, how, &GramOptions::default())?;
                 modalities.push(d);
                 kernels.push(k);
                 stop.check();
@@ -122,7 +120,12 @@ pub fn mkl_fit(
             };
             let mut progress = |_: usize, _: f64, _: &[f64]| stop.check();
             let model = if classify {
-                mmfuse::mkl::MklModel::fit_classifier_with_progress(&refs, &y, &opts, &mut progress)?
+                mmfuse::mkl::MklModel::fit_classifier_with_progress(
+                    &refs,
+                    &y,
+                    &opts,
+                    &mut progress,
+                )?
             } else {
                 let f = fit_with_progress(&refs, &y, &opts, &mut progress)?;
                 mmfuse::mkl::MklModel {
@@ -203,30 +206,52 @@ impl MklModel {
         d.set_item("blocks", m.kernel_names())?;
         d.set_item("relevance", m.relevance())?;
         let fits = &m.fits;
-        d.set_item("beta", fits.iter().map(|f| f.beta.clone()).collect::<Vec<_>>())?;
+        d.set_item(
+            "beta",
+            fits.iter().map(|f| f.beta.clone()).collect::<Vec<_>>(),
+        )?;
         d.set_item(
             "beta_shares",
-            fits.iter().map(|f| f.beta_shares.clone()).collect::<Vec<_>>(),
+            fits.iter()
+                .map(|f| f.beta_shares.clone())
+                .collect::<Vec<_>>(),
         )?;
         d.set_item("bias", fits.iter().map(|f| f.bias).collect::<Vec<_>>())?;
         d.set_item("gap", fits.iter().map(|f| f.gap).collect::<Vec<_>>())?;
         d.set_item("primal", fits.iter().map(|f| f.primal).collect::<Vec<_>>())?;
         d.set_item("dual", fits.iter().map(|f| f.dual).collect::<Vec<_>>())?;
-        d.set_item("iterations", fits.iter().map(|f| f.iterations).collect::<Vec<_>>())?;
+        d.set_item(
+            "iterations",
+            fits.iter().map(|f| f.iterations).collect::<Vec<_>>(),
+        )?;
         d.set_item(
             "smo_iterations",
             fits.iter().map(|f| f.smo_iterations).collect::<Vec<_>>(),
         )?;
-        d.set_item("n_support", fits.iter().map(|f| f.n_support).collect::<Vec<_>>())?;
-        d.set_item("converged", fits.iter().map(|f| f.converged).collect::<Vec<_>>())?;
+        d.set_item(
+            "n_support",
+            fits.iter().map(|f| f.n_support).collect::<Vec<_>>(),
+        )?;
+        d.set_item(
+            "converged",
+            fits.iter().map(|f| f.converged).collect::<Vec<_>>(),
+        )?;
         d.set_item(
             "gap_history",
-            fits.iter().map(|f| f.gap_history.clone()).collect::<Vec<_>>(),
+            fits.iter()
+                .map(|f| f.gap_history.clone())
+                .collect::<Vec<_>>(),
         )?;
-        d.set_item("modalities", m.data.iter().map(|x| x.name.clone()).collect::<Vec<_>>())?;
+        d.set_item(
+            "modalities",
+            m.data.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
+        )?;
         d.set_item(
             "kernels",
-            m.data.iter().map(|x| x.kernel.to_string()).collect::<Vec<_>>(),
+            m.data
+                .iter()
+                .map(|x| x.kernel.to_string())
+                .collect::<Vec<_>>(),
         )?;
         Ok(d)
     }
