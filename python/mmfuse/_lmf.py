@@ -41,8 +41,11 @@ class LowRankFusion(BaseEstimator):
     rank : int, default=4
         Rank of each interaction block.
     blocks : str or list of tuple of str, default="pairs"
-        Interaction blocks besides the unimodal ones: ``"none"``, ``"pairs"``, ``"all"`` or
-        ``"a*b,..."`` / ``[("a", "b"), ...]``.
+        Interaction blocks besides the unimodal ones: ``"pairs"``, ``"all"`` or
+        ``"a*b,..."`` / ``[("a", "b"), ...]``. ``"none"`` trains the plain LMF model instead
+        (as ``mmfuse lmf train --blocks none``: one low-rank tensor over all modalities,
+        PyTorch-layout weights files, Adam, MSE or L1; ``p``, ``reg`` and ``momentum`` do not
+        apply, and it has no relevance).
     p : float or str, default=1.0
         Relevance exponent, >= 1 (1: a group lasso over blocks).
     reg : float, default=1e-3
@@ -75,10 +78,10 @@ class LowRankFusion(BaseEstimator):
 
     Attributes
     ----------
-    relevance_ : dict of str -> float
-        Share of each block (sums to 1).
-    blocks_ : list of str
-        Block names.
+    relevance_ : dict of str -> float or None
+        Share of each block (sums to 1); None for plain LMF.
+    blocks_ : list of str or None
+        Block names; None for plain LMF.
     history_ : dict
         Per epoch ``train_loss``, ``val_loss``, ``penalty``, ``relevance`` (list of shares in
         ``blocks_`` order), and ``best_epoch``, ``stopped_early``, ``steps``.
@@ -180,6 +183,31 @@ class LowRankFusion(BaseEstimator):
             out_dim = 1
         seed = self._seed()
         self._columns = views
+        if block_spec(self.blocks).strip().lower() in ("none", ""):
+            if str(self.optimizer).lower() != "adam":
+                raise ValueError(
+                    "invalid parameter `optimizer`: plain LMF (blocks='none') trains with Adam; "
+                    "sgd is for block models"
+                )
+            model = _native.plain_lmf_new(
+                [(name, int(cols.size)) for name, cols in views], int(self.rank), out_dim, seed
+            )
+            history = model.train(
+                self._inputs(X),
+                np.ascontiguousarray(targets),
+                epochs=int(self.epochs),
+                batch_size=int(self.batch_size),
+                lr=float(self.lr),
+                loss=self.loss,
+                weight_decay=float(self.weight_decay),
+                seed=seed,
+                shuffle=bool(self.shuffle),
+                validation_fraction=float(self.validation_fraction),
+                patience=self.patience,
+                threads=self.threads,
+            )
+            self._set_fitted(model, history)
+            return self
         model = _native.lmf_new(
             [(name, int(cols.size)) for name, cols in views],
             block_spec(self.blocks),
@@ -210,10 +238,14 @@ class LowRankFusion(BaseEstimator):
 
     def _set_fitted(self, model: Any, history: Optional[Dict[str, Any]]) -> None:
         self._model = model
+        self.history_ = history if history is not None else {}
+        if isinstance(model, _native.PlainLmf):
+            self.blocks_ = None
+            self.relevance_ = None
+            return
         rel = model.relevance()
         self.blocks_ = list(rel["blocks"])
         self.relevance_ = dict(zip(rel["blocks"], (float(s) for s in rel["shares"])))
-        self.history_ = history if history is not None else {}
 
     def _forward(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "_model")
@@ -232,7 +264,8 @@ class LowRankFusion(BaseEstimator):
         y = self._forward(X)
         if self._is_classifier():
             return self.classes_[np.argmax(y[:, : len(self.classes_)], axis=1)]
-        return y[:, 0].astype(np.float64)
+        # a loaded file may have several outputs (h columns); a fitted regressor has one
+        return (y[:, 0] if y.shape[1] == 1 else y).astype(np.float64)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy (classifier) or R^2 (regressor) of ``predict(X)``."""
@@ -241,8 +274,9 @@ class LowRankFusion(BaseEstimator):
         return float(r2_score(y, self.predict(X), sample_weight=sample_weight))
 
     def save(self, path: str) -> None:
-        """Writes the weights as the library's block model file (safetensors), the file of
-        ``mmfuse lmf train --blocks ... --save`` (read by ``mmfuse lmf forward``)."""
+        """Writes the weights file (safetensors) of ``mmfuse lmf train --save``: the block
+        model file, or for plain LMF the PyTorch reference layout (read by ``mmfuse lmf
+        forward`` and by ``safetensors.torch.load_file``)."""
         check_is_fitted(self, "_model")
         self._model.save(str(path))
 
@@ -254,12 +288,14 @@ class LowRankFusion(BaseEstimator):
         loss: Optional[str] = None,
         classes: Any = None,
     ) -> "LowRankFusion":
-        """A fitted estimator from a block model file (``save`` or ``mmfuse lmf train --blocks``).
+        """A fitted estimator from a weights file (``save`` or ``mmfuse lmf train``): a block
+        model file, or a plain LMF file in the PyTorch reference layout.
 
         Parameters
         ----------
         path : str
-            The safetensors file.
+            The safetensors file. A PyTorch ``state_dict`` without mmfuse's modality order
+            metadata takes the order of ``views``.
         views : dict, optional
             Columns of X per modality (in the file's modality order); default: consecutive
             column groups of the file's feature counts.
@@ -275,7 +311,17 @@ class LowRankFusion(BaseEstimator):
         LowRankFusion
             ``history_`` is empty: files hold weights, not histories.
         """
-        model = _native.Lmf.load(str(path))
+        with open(path, "rb") as f:
+            data = f.read()
+        if _native.is_block_model(data):
+            model = _native.Lmf.from_bytes(data)
+        else:
+            try:
+                model = _native.PlainLmf.from_bytes(data)
+            except ValueError:
+                if views is None:
+                    raise
+                model = _native.PlainLmf.from_bytes(data, list(views))
         names, dims = model.modalities, model.dims
         if views is None:
             views, start = {}, 0
@@ -283,14 +329,18 @@ class LowRankFusion(BaseEstimator):
                 views[n] = slice(start, start + d)
                 start += d
         if loss is None:
-            loss = "xent" if model.out_dim > 1 else "mse"
-        est = cls(
-            views=dict(views),
-            rank=model.rank,
-            blocks=",".join(b for b in model.blocks if "*" in b) or "none",
-            p=model.p,
-            loss=loss,
-        )
+            plain = isinstance(model, _native.PlainLmf)
+            loss = "xent" if model.out_dim > 1 and not plain else "mse"
+        if isinstance(model, _native.PlainLmf):
+            est = cls(views=dict(views), rank=model.rank, blocks="none", loss=loss)
+        else:
+            est = cls(
+                views=dict(views),
+                rank=model.rank,
+                blocks=",".join(b for b in model.blocks if "*" in b) or "none",
+                p=model.p,
+                loss=loss,
+            )
         n_features = max(int(c.max()) + 1 for _, c in resolve_views(views, 10**9))
         est._columns = resolve_views(views, n_features)
         if [n for n, _ in est._columns] != list(names):

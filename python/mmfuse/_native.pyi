@@ -89,3 +89,34 @@ class Lmf:
     def save(self, path: _Path) -> None: ...
     @staticmethod
     def load(path: _Path) -> Lmf: ...
+
+def plain_lmf_new(modalities: Sequence[Tuple[str, int]], rank: int, out_dim: int, seed: int) -> PlainLmf: ...
+def is_block_model(data: bytes) -> bool: ...
+
+class PlainLmf:
+    modalities: List[str]
+    dims: List[int]
+    rank: int
+    out_dim: int
+    def train(
+        self,
+        views: Sequence[Tuple[str, npt.NDArray[np.float32]]],
+        targets: npt.NDArray[np.float32],
+        epochs: int = 50,
+        batch_size: int = 64,
+        lr: float = 1e-2,
+        loss: str = "mse",
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        shuffle: bool = True,
+        validation_fraction: float = 0.0,
+        patience: Optional[int] = None,
+        threads: Optional[int] = None,
+    ) -> Dict[str, Any]: ...
+    def forward(
+        self, views: Sequence[Tuple[str, npt.NDArray[np.float32]]], threads: Optional[int] = None
+    ) -> npt.NDArray[np.float32]: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes, order: Optional[Sequence[str]] = None) -> PlainLmf: ...
+    def save(self, path: _Path) -> None: ...

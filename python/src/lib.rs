@@ -28,11 +28,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mkl::mkl_fit, m)?)?;
     m.add_function(wrap_pyfunction!(mkl::parse_p, m)?)?;
     m.add_function(wrap_pyfunction!(lmf::lmf_new, m)?)?;
+    m.add_function(wrap_pyfunction!(lmf::plain_lmf_new, m)?)?;
+    m.add_function(wrap_pyfunction!(lmf::is_block_model, m)?)?;
     m.add_function(wrap_pyfunction!(mfeat, m)?)?;
     m.add_function(wrap_pyfunction!(isa, m)?)?;
     m.add_function(wrap_pyfunction!(panic_for_tests, m)?)?;
     m.add_class::<mkl::MklModel>()?;
     m.add_class::<lmf::Lmf>()?;
+    m.add_class::<lmf::PlainLmf>()?;
     Ok(())
 }
 

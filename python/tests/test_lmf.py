@@ -86,3 +86,45 @@ def test_bad_input(planted):
         LowRankFusion(lr=-1.0).fit(X, y)
     with pytest.raises(ValueError, match="does not select columns"):
         LowRankFusion(views={"v": slice(5, 50)}).fit(X, y)
+
+
+def test_plain_lmf_equals_the_cli(planted, cli, tmp_path):
+    """blocks="none" is the plain LMF of `mmfuse lmf train --blocks none`: the same weights
+    file (PyTorch layout), byte for byte, and the same outputs."""
+    X, y, views = planted
+    X32 = X.astype(np.float32)
+    args = [cli, "lmf", "train", "--quiet", "--rank", "3", "--epochs", "3", "--batch", "16",
+            "--lr", "0.005", "--seed", "5"]
+    fwd = [cli, "lmf", "forward"]
+    for name, sl in views.items():
+        np.save(tmp_path / f"{name}.npy", np.ascontiguousarray(X32[:, sl]))
+        args += ["--input", f"{name}={tmp_path / name}.npy"]
+        fwd += ["--input", f"{name}={tmp_path / name}.npy"]
+    np.save(tmp_path / "y.npy", y.astype(np.float32).reshape(-1, 1))
+    subprocess.run(args + ["--target", str(tmp_path / "y.npy"), "--save", str(tmp_path / "cli.safetensors")], check=True)
+    subprocess.run(fwd + ["--weights", str(tmp_path / "cli.safetensors"), "--out", str(tmp_path / "out.npy")], check=True)
+    m = LowRankFusion(views=views, blocks="none", rank=3, epochs=3, batch_size=16, lr=0.005, random_state=5).fit(X32, y)
+    assert m.relevance_ is None and len(m.history_["train_loss"]) == 3
+    m.save(tmp_path / "py.safetensors")
+    assert (tmp_path / "py.safetensors").read_bytes() == (tmp_path / "cli.safetensors").read_bytes()
+    assert np.array_equal(m.predict(X32).astype(np.float32), np.load(tmp_path / "out.npy").ravel())
+    back = LowRankFusion.load(tmp_path / "cli.safetensors", views=views)
+    assert np.array_equal(back.predict(X32), m.predict(X32))
+    assert np.array_equal(pickle.loads(pickle.dumps(m)).predict(X32), m.predict(X32))
+
+
+def test_pytorch_state_dict_fixture():
+    """The committed PyTorch fixture (scripts/make_lmf_fixture.py: a state_dict saved by
+    safetensors.torch.save_file, no order metadata) loads with the views' order and gives
+    PyTorch's outputs to float32 rounding (2 ulps of the largest output; measured 1.2e-7
+    relative)."""
+    from conftest import REPO
+
+    fx = REPO / "tests" / "fixtures"
+    xs = [np.load(fx / f"lmf_{n}.npy") for n in ("visual", "audio", "text")]
+    views = {"visual": slice(0, 5), "audio": slice(5, 8), "text": slice(8, 12)}
+    m = LowRankFusion.load(fx / "lmf_torch.safetensors", views=views)
+    out = m.predict(np.hstack(xs))
+    ref = np.load(fx / "lmf_output.npy")
+    assert out.shape == ref.shape
+    assert np.abs(out - ref).max() <= 2.5e-7 * np.abs(ref).max()
