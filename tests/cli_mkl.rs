@@ -671,13 +671,16 @@ fn interactions_from_data_and_named_kernels() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!dir.path().join("bad.mkl").exists() && !dir.path().join("bad.json").exists());
     }
-    // A spec whose block kernels exceed the memory cap: the error names the bytes.
+    // A spec whose block kernels exceed the memory cap: with the dense solver asked for, the
+    // error names the bytes; `--solver auto` (the default) takes the rows solver instead.
     let out = mmfuse(
         &[
             "--max-memory",
             "20K",
             "mkl",
             "fit",
+            "--solver",
+            "dense",
             "--data",
             "v=v.npy",
             "--data",
@@ -698,4 +701,112 @@ fn interactions_from_data_and_named_kernels() {
         "{err}"
     );
     assert!(!dir.path().join("big.mkl").exists());
+    let out = mmfuse(
+        &[
+            "--max-memory",
+            "20K",
+            "mkl",
+            "fit",
+            "--data",
+            "v=v.npy",
+            "--data",
+            "a=a.npy",
+            "--labels",
+            "y.npy",
+            "--interactions",
+            "pairs",
+            "--quiet",
+            "--out",
+            "big.mkl",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("big.mkl").exists());
+}
+
+/// `fit --solver rows`: kernel rows on demand; the report's `solver` object; the model predicts
+/// as any data-driven model; misuse fails without writing anything.
+#[test]
+fn rows_solver_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 60;
+    let mut rng = SplitMix64::new(21);
+    let labels: Vec<f64> = (0..n).map(|i| (i % 2) as f64).collect();
+    let x: Vec<f64> = (0..n * 3)
+        .map(|k| rng.next_f64() - 0.5 + if k % 3 == 0 { labels[k / 3] } else { 0.0 })
+        .collect();
+    write_npy(dir.path().join("x.npy"), &[n, 3], &x).expect("write");
+    write_npy(dir.path().join("y.npy"), &[n], &labels).expect("labels");
+    let fit = |extra: &[&str]| {
+        let mut args = vec![
+            "mkl",
+            "fit",
+            "--data",
+            "v=x.npy:rbf:gamma=0.5",
+            "--labels",
+            "y.npy",
+            "--quiet",
+            "--out",
+            "model.st",
+            "--report",
+            "report.json",
+        ];
+        args.extend_from_slice(extra);
+        mmfuse(&args, dir.path())
+    };
+    let out = fit(&[
+        "--solver",
+        "rows",
+        "--cache",
+        "1M",
+        "--row-precision",
+        "f64",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["solver"]["kind"], "rows");
+    assert_eq!(report["solver"]["precision"], "f64");
+    assert_eq!(report["solver"]["cache_bytes"], 1 << 20);
+    assert!(report["solver"]["cache_misses"].as_u64().unwrap() > 0);
+    assert!(report["converged"].as_bool().unwrap());
+    let out = mmfuse(
+        &[
+            "mkl", "predict", "--model", "model.st", "--data", "v=x.npy", "--out", "s.npy",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(dir.path().join("model.st")).unwrap();
+    std::fs::remove_file(dir.path().join("report.json")).unwrap();
+    for bad in [
+        &["--solver", "rows", "--cache", "100"][..],
+        &["--solver", "rows", "--loss", "squared"][..],
+        &["--cache", "1M", "--loss", "squared"][..],
+    ] {
+        let out = fit(bad);
+        assert!(!out.status.success(), "{bad:?} succeeded");
+        assert!(
+            !dir.path().join("model.st").exists(),
+            "{bad:?} wrote a model"
+        );
+        assert!(
+            !dir.path().join("report.json").exists(),
+            "{bad:?} wrote a report"
+        );
+    }
 }

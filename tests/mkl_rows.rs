@@ -587,12 +587,22 @@ fn prediction_in_row_blocks_equals_one_whole_test_kernel() {
         (Normalization::UnitDiag, BlockSpec::None),
         (Normalization::None, BlockSpec::Pairs),
     ] {
-        let (model, _) = fit(&xs, &labels, norm, &spec, &MklOptions::default(), &RowOptions::default()).unwrap();
+        let (model, _) = fit(
+            &xs,
+            &labels,
+            norm,
+            &spec,
+            &MklOptions::default(),
+            &RowOptions::default(),
+        )
+        .unwrap();
         let test = test_set(&xt);
         let go = GramOptions::default();
         let blocked = model.decision_function_from_data(&test, &go).unwrap();
         let whole = model.test_kernels(&test, &go).unwrap();
-        let expect = model.decision_function(&whole.iter().collect::<Vec<_>>()).unwrap();
+        let expect = model
+            .decision_function(&whole.iter().collect::<Vec<_>>())
+            .unwrap();
         assert_eq!(blocked, expect);
         assert_eq!(blocked[0].len(), n_test);
     }

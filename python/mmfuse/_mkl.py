@@ -43,9 +43,16 @@ _COMMON_PARAMS = """
         interactions the blocks normalise themselves and only None/"none" is allowed.
     allow_indefinite : bool, default=False
         Fit even if a kernel is clearly not positive semi-definite.
+    solver : {"auto", "dense", "rows"}, default="auto"
+        ``"dense"`` builds every n x n kernel (exact f64, fastest while they fit in memory);
+        ``"rows"`` never does: kernel rows are computed on demand from the data into an LRU
+        cache of ``cache`` bytes, with libsvm's shrinking (classification only, f32 rows; the
+        model keeps only the support vectors' rows unless the kernels are centred).
+        ``"auto"`` picks ``"rows"`` for a classifier when ``cache`` is given or the dense
+        kernels would take more than a quarter of the memory cap.
     cache : int, optional
-        Reserved for the kernel-row cache of the Rust solver (issue 14); stored, currently
-        ignored: the training kernels are held in memory.
+        Byte budget of the row cache of ``solver="rows"`` (default: a quarter of the memory
+        cap); it must hold two kernel rows (8 n bytes).
     threads : int, optional
         Worker threads (default: all cores).
 """
@@ -86,6 +93,7 @@ class _MKLBase(BaseEstimator):
         max_iter: int = 200,
         normalize: Optional[str] = None,
         allow_indefinite: bool = False,
+        solver: str = "auto",
         cache: Optional[int] = None,
         threads: Optional[int] = None,
     ) -> None:
@@ -99,6 +107,7 @@ class _MKLBase(BaseEstimator):
         self.max_iter = max_iter
         self.normalize = normalize
         self.allow_indefinite = allow_indefinite
+        self.solver = solver
         self.cache = cache
         self.threads = threads
 
@@ -125,6 +134,8 @@ class _MKLBase(BaseEstimator):
             max_iter=int(self.max_iter),
             allow_indefinite=bool(self.allow_indefinite),
             threads=self.threads,
+            solver=str(self.solver),
+            cache=None if self.cache is None else int(self.cache),
         )
         s = model.summary()
         self._model = model

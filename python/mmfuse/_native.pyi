@@ -34,6 +34,8 @@ def mkl_fit(
     max_iter: int = 200,
     allow_indefinite: bool = False,
     threads: Optional[int] = None,
+    solver: str = "auto",
+    cache: Optional[int] = None,
 ) -> MklModel: ...
 def lmf_new(
     modalities: Sequence[Tuple[str, int]], blocks: str, rank: int, out_dim: int, p: str, seed: int

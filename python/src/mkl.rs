@@ -49,7 +49,8 @@ fn normalization(normalize: Option<&str>, interactions: bool) -> mmfuse::Result<
 /// outer iteration with `KeyboardInterrupt`.
 #[pyfunction]
 #[pyo3(signature = (views, y, classify, interactions="none", normalize=None, p="2", c=1.0,
-    eps=1e-4, tol=1e-3, max_iter=200, allow_indefinite=false, threads=None))]
+    eps=1e-4, tol=1e-3, max_iter=200, allow_indefinite=false, threads=None, solver="auto",
+    cache=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn mkl_fit(
     py: Python<'_>,
@@ -65,6 +66,8 @@ pub fn mkl_fit(
     max_iter: usize,
     allow_indefinite: bool,
     threads: Option<usize>,
+    solver: &str,
+    cache: Option<u64>,
 ) -> PyResult<MklModel> {
     // The worker owns its data (it may outlive an interrupted call): the copies are the
     // modalities' training rows, which the model keeps anyway.
@@ -83,12 +86,26 @@ pub fn mkl_fit(
     let interactions = interactions.to_string();
     let normalize = normalize.map(str::to_string);
     let p = p.to_string();
+    let solver = solver.to_string();
     let inner = run::interruptible(py, move |stop| {
         mmfuse::threads::install(threads, || {
             let spec: BlockSpec = interactions.parse()?;
             let with_blocks = spec != BlockSpec::None;
             let how = normalization(normalize.as_deref(), with_blocks)?;
             let p = mmfuse::mkl::parse_p(&p)?;
+            let opts = MklOptions {
+                p,
+                c,
+                loss: if classify { Loss::Hinge } else { Loss::Squared },
+                eps,
+                tol,
+                max_iter,
+                allow_indefinite,
+                ..MklOptions::default()
+            };
+            if use_rows(&solver, cache, classify, &data, &spec)? {
+                return fit_rows(&data, how, &spec, &y, &opts, cache, stop);
+            }
             let names: Vec<String> = data.iter().map(|(n, _, _)| n.clone()).collect();
             let mut modalities = Vec::with_capacity(data.len());
             let mut kernels = Vec::with_capacity(data.len());
@@ -108,16 +125,6 @@ pub fn mkl_fit(
                 (None, kernels)
             };
             let refs: Vec<&Matrix<f64>> = kernels.iter().collect();
-            let opts = MklOptions {
-                p,
-                c,
-                loss: if classify { Loss::Hinge } else { Loss::Squared },
-                eps,
-                tol,
-                max_iter,
-                allow_indefinite,
-                ..MklOptions::default()
-            };
             let mut progress = |_: usize, _: f64, _: &[f64]| stop.check();
             let model = if classify {
                 mmfuse::mkl::MklModel::fit_classifier_with_progress(
@@ -144,6 +151,81 @@ pub fn mkl_fit(
         })?
     })?;
     Ok(MklModel { inner })
+}
+
+/// Whether a fit runs on kernel rows computed on demand (`mmfuse::mkl::fit_from_data`):
+/// `solver="rows"`, or `"auto"` with a `cache` given or dense kernels (one n x n f64 matrix per
+/// modality and block) above a quarter of the memory cap; classification only.
+fn use_rows(
+    solver: &str,
+    cache: Option<u64>,
+    classify: bool,
+    data: &[(String, Matrix<f64>, String)],
+    spec: &BlockSpec,
+) -> mmfuse::Result<bool> {
+    let rows = match solver {
+        "rows" => true,
+        "dense" => false,
+        "auto" => {
+            let n = data.first().map_or(0, |(_, x, _)| x.nrows()) as u128;
+            let names: Vec<&str> = data.iter().map(|(n, _, _)| n.as_str()).collect();
+            let kernels = match spec {
+                BlockSpec::None => names.len(),
+                _ => names.len() + spec.resolve(&names)?.len(),
+            } as u128;
+            let (limit, _) = mmfuse::limits::memory_limit();
+            cache.is_some() || kernels * n * n * 8 > limit / 4
+        }
+        other => {
+            return Err(mmfuse::Error::param(
+                "solver",
+                format!("must be \"auto\", \"dense\" or \"rows\", got {other:?}"),
+            ))
+        }
+    };
+    if rows && !classify {
+        if solver == "rows" || cache.is_some() {
+            return Err(mmfuse::Error::param(
+                "solver",
+                "kernel rows on demand fit classifiers only (the hinge loss); MKLRegressor \
+                 needs solver=\"dense\" and cache=None",
+            ));
+        }
+        return Ok(false);
+    }
+    Ok(rows)
+}
+
+/// The fit on rows on demand, cancelled through the stop flag.
+fn fit_rows(
+    data: &[(String, Matrix<f64>, String)],
+    how: Normalization,
+    spec: &BlockSpec,
+    y: &[f64],
+    opts: &MklOptions,
+    cache: Option<u64>,
+    stop: &run::Stop,
+) -> mmfuse::Result<mmfuse::mkl::MklModel> {
+    let kernels = data
+        .iter()
+        .map(|(_, _, s)| s.parse::<Kernel>())
+        .collect::<mmfuse::Result<Vec<_>>>()?;
+    let views: Vec<mmfuse::mkl::DataModality<'_>> = data
+        .iter()
+        .zip(&kernels)
+        .map(|((name, x, _), kernel)| mmfuse::mkl::DataModality {
+            name,
+            data: x.as_mat_ref(),
+            kernel: *kernel,
+        })
+        .collect();
+    let rows = mmfuse::mkl::RowOptions {
+        cache_bytes: cache,
+        cancel: Some(stop.flag()),
+        ..Default::default()
+    };
+    let (model, _) = mmfuse::mkl::fit_from_data(&views, how, spec, y, opts, &rows, &mut |_| {})?;
+    Ok(model)
 }
 
 /// Borrowed views of named test data.

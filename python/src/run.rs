@@ -19,7 +19,7 @@ struct Interrupted;
 
 /// A stop request, checked by the computation at its progress points (after every MKL outer
 /// iteration, after every LMF epoch).
-pub struct Stop(AtomicBool);
+pub struct Stop(Arc<AtomicBool>);
 
 impl Stop {
     /// Unwinds out of the computation when a stop was requested; [`interruptible`] catches it.
@@ -27,6 +27,12 @@ impl Stop {
         if self.0.load(Ordering::Relaxed) {
             std::panic::resume_unwind(Box::new(Interrupted));
         }
+    }
+
+    /// The flag itself, for library calls that poll a cancel flag inside their inner loops
+    /// (`RowOptions::cancel`): they return `Error::Cancelled`, whose result is dropped.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
     }
 }
 
@@ -74,7 +80,7 @@ pub fn interruptible<R: Send + 'static>(
     py: Python<'_>,
     f: impl FnOnce(&Stop) -> mmfuse::Result<R> + Send + 'static,
 ) -> PyResult<R> {
-    let stop = Arc::new(Stop(AtomicBool::new(false)));
+    let stop = Arc::new(Stop(Arc::new(AtomicBool::new(false))));
     let (tx, rx) = channel();
     let worker_stop = Arc::clone(&stop);
     std::thread::Builder::new()

@@ -154,3 +154,22 @@ def test_ctrl_c_during_a_long_fit_raises_keyboard_interrupt_within_a_second():
     word, secs = out.stdout.split()
     assert word == "INTERRUPTED", out.stdout
     assert float(secs) < 1.0, out.stdout
+
+
+def test_rows_solver_matches_dense(mfeat_small):
+    # Kernel rows on demand (no n x n matrix) reach the dense fit's optimum within the gap.
+    X, y, views = mfeat_small
+    labels = y % 2
+    dense = MKLClassifier(views=views, solver="dense", eps=1e-5, tol=1e-5).fit(X, labels)
+    rows = MKLClassifier(views=views, solver="rows", cache=64 << 20, eps=1e-5, tol=1e-5).fit(X, labels)
+    assert rows.blocks_ == dense.blocks_
+    assert np.allclose(rows.beta_, dense.beta_, atol=2e-2)
+    agree = np.mean(rows.predict(X) == dense.predict(X))
+    assert agree > 0.97
+    # A tiny cache is a clear error, and so are rows for a regressor.
+    with pytest.raises(ValueError, match="two kernel rows"):
+        MKLClassifier(views=views, solver="rows", cache=100).fit(X, labels)
+    with pytest.raises(ValueError, match="classifiers only"):
+        MKLRegressor(views=views, solver="rows").fit(X, labels.astype(float))
+    with pytest.raises(ValueError, match="solver"):
+        MKLClassifier(views=views, solver="sparse").fit(X, labels)

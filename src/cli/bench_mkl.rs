@@ -82,8 +82,14 @@ pub(crate) fn run(a: &BenchMklArgs) -> Result<()> {
 
 /// Two overlapping Gaussian classes per modality (alternating labels; means +-0.15 per
 /// coordinate, unit noise), from a splitmix64 stream and Box-Muller: reproducible anywhere.
-pub(crate) fn synthetic_modalities(n: usize, dims: &[usize], seed: u64) -> Result<(Vec<Matrix<f64>>, Vec<f64>)> {
-    let y: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+pub(crate) fn synthetic_modalities(
+    n: usize,
+    dims: &[usize],
+    seed: u64,
+) -> Result<(Vec<Matrix<f64>>, Vec<f64>)> {
+    let y: Vec<f64> = (0..n)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
     let mut state = seed;
     let mut uniform = move || {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -149,11 +155,20 @@ fn run_from_data(a: &BenchMklArgs, p: f64) -> Result<()> {
         })
         .collect();
     let rows = RowOptions {
-        cache_bytes: a.cache.as_deref().map(mmfuse::limits::parse_bytes).transpose()?,
+        cache_bytes: a
+            .cache
+            .as_deref()
+            .map(mmfuse::limits::parse_bytes)
+            .transpose()?,
         precision: match a.row_precision.as_str() {
             "f32" => RowPrecision::F32,
             "f64" => RowPrecision::F64,
-            other => return Err(Error::param("row_precision", format!("f32 or f64, got `{other}`"))),
+            other => {
+                return Err(Error::param(
+                    "row_precision",
+                    format!("f32 or f64, got `{other}`"),
+                ))
+            }
         },
         ..RowOptions::default()
     };
@@ -174,7 +189,15 @@ fn run_from_data(a: &BenchMklArgs, p: f64) -> Result<()> {
     let mut last = None;
     for _ in 0..a.runs {
         let t = Instant::now();
-        last = Some(fit_from_data(&views, norm, &spec, &y, &opts, &rows, &mut |_| {})?);
+        last = Some(fit_from_data(
+            &views,
+            norm,
+            &spec,
+            &y,
+            &opts,
+            &rows,
+            &mut |_| {},
+        )?);
         times.push(t.elapsed().as_secs_f64());
     }
     let (model, stats) = last.ok_or_else(|| Error::param("runs", "must be >= 1"))?;

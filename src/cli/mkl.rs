@@ -486,7 +486,10 @@ fn read_modalities(args: &[String]) -> Result<Modalities> {
     for arg in args {
         let (name, path, kernel) = parse_data_arg(arg)?;
         if m.names.contains(&name) {
-            return Err(Error::param("data", format!("modality `{name}` given twice")));
+            return Err(Error::param(
+                "data",
+                format!("modality `{name}` given twice"),
+            ));
         }
         m.xs.push(read_matrix(&path)?);
         m.names.push(name);
@@ -519,17 +522,16 @@ fn use_rows(a: &MklFitArgs, spec: &BlockSpec, m: &Modalities) -> Result<bool> {
 
 /// `mkl fit --data` with rows on demand.
 fn run_fit_rows(a: MklFitArgs, p: f64, spec: BlockSpec, m: Modalities) -> Result<()> {
-    let how: Normalization = match (&a.normalize, spec != BlockSpec::None) {
-        (Some(_), true) => {
-            return Err(Error::param(
+    let how: Normalization =
+        match (&a.normalize, spec != BlockSpec::None) {
+            (Some(_), true) => return Err(Error::param(
                 "normalize",
                 "with --interactions every block is centred and trace-normalised; drop --normalize",
-            ))
-        }
-        (_, true) => Normalization::None,
-        (Some(s), false) => s.parse()?,
-        (None, false) => Normalization::Trace,
-    };
+            )),
+            (_, true) => Normalization::None,
+            (Some(s), false) => s.parse()?,
+            (None, false) => Normalization::Trace,
+        };
     let views: Vec<DataModality<'_>> = m
         .names
         .iter()
@@ -553,7 +555,11 @@ fn run_fit_rows(a: MklFitArgs, p: f64, spec: BlockSpec, m: Modalities) -> Result
         ..MklOptions::default()
     };
     let rows = RowOptions {
-        cache_bytes: a.cache.as_deref().map(mmfuse::limits::parse_bytes).transpose()?,
+        cache_bytes: a
+            .cache
+            .as_deref()
+            .map(mmfuse::limits::parse_bytes)
+            .transpose()?,
         precision: match a.row_precision {
             RowPrecisionArg::F32 => RowPrecision::F32,
             RowPrecisionArg::F64 => RowPrecision::F64,
