@@ -673,54 +673,38 @@ fn interactions_from_data_and_named_kernels() {
     }
     // A spec whose block kernels exceed the memory cap: with the dense solver asked for, the
     // error names the bytes; `--solver auto` (the default) takes the rows solver instead.
-    let out = mmfuse(
-        &[
-            "--max-memory",
-            "20K",
-            "mkl",
-            "fit",
-            "--solver",
-            "dense",
-            "--data",
-            "v=v.npy",
-            "--data",
-            "a=a.npy",
-            "--labels",
-            "y.npy",
-            "--interactions",
-            "pairs",
-            "--quiet",
-            "--out",
-            "big.mkl",
-        ],
-        dir.path(),
-    );
+    let fit_big = |solver: &str| {
+        mmfuse(
+            &[
+                "--max-memory",
+                "20K",
+                "mkl",
+                "fit",
+                "--solver",
+                solver,
+                "--data",
+                "v=v.npy",
+                "--data",
+                "a=a.npy",
+                "--labels",
+                "y.npy",
+                "--interactions",
+                "pairs",
+                "--quiet",
+                "--out",
+                "big.mkl",
+            ],
+            dir.path(),
+        )
+    };
+    let out = fit_big("dense");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("block kernels") && err.contains("bytes"),
         "{err}"
     );
     assert!(!dir.path().join("big.mkl").exists());
-    let out = mmfuse(
-        &[
-            "--max-memory",
-            "20K",
-            "mkl",
-            "fit",
-            "--data",
-            "v=v.npy",
-            "--data",
-            "a=a.npy",
-            "--labels",
-            "y.npy",
-            "--interactions",
-            "pairs",
-            "--quiet",
-            "--out",
-            "big.mkl",
-        ],
-        dir.path(),
-    );
+    let out = fit_big("auto");
     assert!(
         out.status.success(),
         "{}",
