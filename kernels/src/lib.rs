@@ -141,6 +141,30 @@ pub trait SimdKernels: Sized {
         width: usize,
     );
     #[allow(clippy::too_many_arguments)]
+    fn cp_forward<S: Simd>(
+        s: S,
+        parts: &[CpPart<'_, Self>],
+        rows: usize,
+        rank: usize,
+        h: usize,
+        w: &[Self],
+        out: &mut [Self],
+        scratch: &mut [Self],
+    );
+    #[allow(clippy::too_many_arguments)]
+    fn cp_backward<S: Simd>(
+        s: S,
+        parts: &[CpPart<'_, Self>],
+        grads: &mut [CpPartMut<'_, Self>],
+        rows: usize,
+        rank: usize,
+        h: usize,
+        w: &[Self],
+        g: &[Self],
+        gw: &mut [Self],
+        scratch: &mut [Self],
+    );
+    #[allow(clippy::too_many_arguments)]
     fn lmf_fuse_backward<S: Simd>(
         s: S,
         a: &mut [&mut [Self]],
@@ -247,6 +271,34 @@ macro_rules! impl_simd_kernels {
                 width: usize,
             ) {
                 lmf::hadamard::<S, $t>(s, a0, others, offsets, width)
+            }
+            #[inline(always)]
+            fn cp_forward<S: Simd>(
+                s: S,
+                parts: &[CpPart<'_, $t>],
+                rows: usize,
+                rank: usize,
+                h: usize,
+                w: &[$t],
+                out: &mut [$t],
+                scratch: &mut [$t],
+            ) {
+                cp_block::forward_loop::<S, $t>(s, parts, rows, rank, h, w, out, scratch)
+            }
+            #[inline(always)]
+            fn cp_backward<S: Simd>(
+                s: S,
+                parts: &[CpPart<'_, $t>],
+                grads: &mut [CpPartMut<'_, $t>],
+                rows: usize,
+                rank: usize,
+                h: usize,
+                w: &[$t],
+                g: &[$t],
+                gw: &mut [$t],
+                scratch: &mut [$t],
+            ) {
+                cp_block::backward_loop::<S, $t>(s, parts, grads, rows, rank, h, w, g, gw, scratch)
             }
             #[inline(always)]
             fn lmf_fuse_backward<S: Simd>(
@@ -461,7 +513,7 @@ pub fn rows_dot_on<T: Float>(
 /// One interaction block of the block low-rank fusion model on `rows` rows: adds
 /// `sum_i w[i] prod_m P_m[i h + k]` to `out[row][k]`, where each member's `P_m` is `r h`
 /// consecutive values of its projection row starting at its [`CpPart::offset`].
-/// `scratch` holds at least `r h` values.
+/// `scratch` holds at least `2 r h` values.
 ///
 /// # Panics
 /// On buffers too short for `rows`, offsets past a stride, `w` not of length `rank`, or no
@@ -503,8 +555,8 @@ pub fn cp_block_forward_on<T: Float>(
 
 /// The backward pass of [`cp_block_forward`] for output gradients `g` (`rows x h`): writes each
 /// member's projection gradients `g[k] w[i] prod_{m' != m} P_m'[i h + k]` into the block's
-/// columns of `grads[m]` and adds `sum_k g[k] prod_m P_m[i h + k]` to `gw[i]`. `scratch` holds
-/// at least `(members + 1) r h` values.
+/// columns of `grads[m]` and adds `sum_k g[k] prod_m P_m[i h + k]` (summed over the rows) to
+/// `gw[i]`. `scratch` holds at least `3 r h` values.
 ///
 /// # Panics
 /// As [`cp_block_forward`], and when `grads` does not have one buffer per member.

@@ -399,7 +399,8 @@ pub fn any_cancelled<T: Float>(row: &[T], cs: &[T], r: T, tau: T) -> bool {
     crate::elementwise::any_cancelled_loop(row, cs, r, tau)
 }
 
-/// Scalar twin of [`crate::cp_block_forward`].
+/// Scalar twin of [`crate::cp_block_forward`]: the plain loops, in the order of operations
+/// the vector pass follows (`cp_block` module docs).
 pub fn cp_block_forward<T: Float>(
     parts: &[crate::CpPart<'_, T>],
     rows: usize,
@@ -409,10 +410,24 @@ pub fn cp_block_forward<T: Float>(
     out: &mut [T],
     scratch: &mut [T],
 ) {
-    crate::cp_block::forward_loop(parts, rows, rank, h, w, out, scratch)
+    crate::cp_block::check_forward(parts, rows, rank, h, w, out, scratch);
+    let at = |p: &crate::CpPart<'_, T>, row: usize, j: usize| p.proj[row * p.stride + p.offset + j];
+    for row in 0..rows {
+        for i in 0..rank {
+            for k in 0..h {
+                let j = i * h + k;
+                let mut prod = at(&parts[0], row, j);
+                for p in &parts[1..] {
+                    prod = prod * at(p, row, j);
+                }
+                out[row * h + k] += w[i] * prod;
+            }
+        }
+    }
 }
 
-/// Scalar twin of [`crate::cp_block_backward`].
+/// Scalar twin of [`crate::cp_block_backward`]: the plain loops, in the order of operations
+/// the vector pass follows (`cp_block` module docs).
 #[allow(clippy::too_many_arguments)]
 pub fn cp_block_backward<T: Float>(
     parts: &[crate::CpPart<'_, T>],
@@ -425,7 +440,40 @@ pub fn cp_block_backward<T: Float>(
     gw: &mut [T],
     scratch: &mut [T],
 ) {
-    crate::cp_block::backward_loop(parts, grads, rows, rank, h, w, g, gw, scratch)
+    crate::cp_block::check_backward(parts, grads, rows, rank, h, w, g, gw, scratch);
+    let at = |p: &crate::CpPart<'_, T>, row: usize, j: usize| p.proj[row * p.stride + p.offset + j];
+    let mut acc = vec![T::ZERO; rank * h];
+    for row in 0..rows {
+        for i in 0..rank {
+            for k in 0..h {
+                let j = i * h + k;
+                let gk = g[row * h + k];
+                let coef = gk * w[i];
+                let mut prod = at(&parts[0], row, j);
+                for p in &parts[1..] {
+                    prod = prod * at(p, row, j);
+                }
+                acc[j] += gk * prod;
+                for (m, q) in grads.iter_mut().enumerate() {
+                    let mut others: Option<T> = None;
+                    for (m2, p) in parts.iter().enumerate() {
+                        if m2 != m {
+                            let v = at(p, row, j);
+                            others = Some(others.map_or(v, |o| o * v));
+                        }
+                    }
+                    q.grad[row * q.stride + q.offset + j] = others.map_or(coef, |o| coef * o);
+                }
+            }
+        }
+    }
+    for i in 0..rank {
+        let mut sum = T::ZERO;
+        for k in 0..h {
+            sum += acc[i * h + k];
+        }
+        gw[i] += sum;
+    }
 }
 
 /// Scalar twin of [`crate::skinny_matmul`]: the plain triple loop, one chain over `a` per

@@ -142,6 +142,29 @@ pub(crate) trait Lanes<S: Simd>: Float {
     const ROUND_MAGIC: Self;
 }
 
+/// `len <= LANES` values of `v` from `off` as one register (full load when `len == LANES`,
+/// else a partial one: the other lanes are zero).
+#[inline(always)]
+pub(crate) fn ld<S: Simd, T: Lanes<S>>(s: S, v: &[T], off: usize, len: usize) -> T::Vec<S> {
+    let src = &v[off..off + len];
+    if len == T::LANES {
+        T::as_simd(src).0[0]
+    } else {
+        T::load_partial(s, src)
+    }
+}
+
+/// The first `len <= LANES` lanes of `x` into `v` from `off`.
+#[inline(always)]
+pub(crate) fn st<S: Simd, T: Lanes<S>>(s: S, v: &mut [T], off: usize, len: usize, x: T::Vec<S>) {
+    let dst = &mut v[off..off + len];
+    if len == T::LANES {
+        T::as_mut_simd(dst).0[0] = x;
+    } else {
+        T::store_partial(s, dst, x);
+    }
+}
+
 impl<S: Simd> Lanes<S> for f32 {
     const LANES: usize = S::F32_LANES;
     const ROUND_MAGIC: f32 = 12582912.0; // 1.5 * 2^23

@@ -91,7 +91,7 @@ fn check<T: Float>(c: &Case) -> Result<(), String> {
             .map(|m| vec![T::from_f64(7.0); rows * c.strides[m]])
             .collect();
         let mut gw = vec![T::from_f64(0.5); rank];
-        let mut scratch = vec![T::ZERO; (nm + 1) * rh];
+        let mut scratch = vec![T::ZERO; 3 * rh];
         {
             let mut grads: Vec<CpPartMut<'_, T>> = bufs
                 .iter_mut()
@@ -108,7 +108,7 @@ fn check<T: Float>(c: &Case) -> Result<(), String> {
     };
 
     let mut want = vec![T::from_f64(0.25); rows * h];
-    let mut scratch = vec![T::ZERO; rh];
+    let mut scratch = vec![T::ZERO; 2 * rh];
     reference::cp_block_forward(&parts, rows, rank, h, &w, &mut want, &mut scratch);
     let (want_g, want_gw) = run_backward(&|grads, gw, scratch| {
         reference::cp_block_backward(&parts, grads, rows, rank, h, &w, &g, gw, scratch)
@@ -188,7 +188,7 @@ fn check<T: Float>(c: &Case) -> Result<(), String> {
 
     for arch in available_isas() {
         let mut out = vec![T::from_f64(0.25); rows * h];
-        let mut scratch = vec![T::ZERO; rh];
+        let mut scratch = vec![T::ZERO; 2 * rh];
         cp_block_forward_on(arch, &parts, rows, rank, h, &w, &mut out, &mut scratch);
         if bits(&out) != bits(&want) {
             return Err(format!("{arch:?}: forward differs from the twin"));

@@ -147,7 +147,8 @@ fn combine<T: Real>(
     let h = l.h;
     let nr = rows.len();
     ensure(&mut s.out, nr * h);
-    ensure(&mut s.k, l.rank * h);
+    // cp_block_forward's scratch: 2 r h values.
+    ensure(&mut s.k, 2 * l.rank * h);
     let bias = &pm.params[l.bias_start..l.bias_start + h];
     let out = &mut s.out[..nr * h];
     for row in out.chunks_exact_mut(h) {
@@ -310,7 +311,8 @@ fn backward_chunk<T: Real>(
     for m in 0..nm {
         ensure(&mut s.dproj[m], nr * l.cols[m]);
     }
-    ensure(&mut s.k, (nm + 1) * l.rank * h);
+    // cp_block_backward's scratch: 3 r h values.
+    ensure(&mut s.k, 3 * l.rank * h);
     let g = &s.g[..nr * h];
     if !accumulate {
         for w in l.w_start.iter().flatten() {
