@@ -166,3 +166,76 @@ fn killed_commands_leave_no_partial_output() {
     }
     eprintln!("{complete} of 14 killed runs had finished; files left: {names:?}");
 }
+
+/// `mkl::fit_cancellable` stops inside a fixed-beta SMO solve, not at the end of it: a fit
+/// whose first solve alone takes 20 s (measured: tolerances at 1e-300 and a large C run it to
+/// the 10^7 steps of `max_smo_iter`) returns
+/// `Cancelled` soon after the flag is set from another thread, an unset flag changes nothing
+/// (the same fit as `mkl::fit`), and the squared loss stops too.
+#[test]
+fn mkl_fits_stop_within_an_smo_solve_when_cancelled() {
+    use mmfuse::mkl::{fit, fit_cancellable, MklOptions};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    let n = 1500;
+    let mut s = 7u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let x = Matrix::from_vec(n, 8, (0..n * 8).map(|_| next()).collect()).unwrap();
+    // Labels that no smooth boundary separates: many bounded support vectors, a long solve.
+    let y: Vec<f64> = (0..n)
+        .map(|i| {
+            if (x.get(i, 0) * x.get(i, 1) + 0.3 * next()) > 0.0 {
+                1.0
+            } else {
+                -1.0
+            }
+        })
+        .collect();
+    let rbf = gram(
+        x.as_mat_ref(),
+        &Kernel::Rbf { gamma: Some(4.0) },
+        &GramOptions::default(),
+    )
+    .unwrap();
+    let hard = MklOptions {
+        c: 1e4,
+        eps: 1e-300,
+        tol: 1e-300,
+        max_iter: 1_000_000,
+        ..MklOptions::default()
+    };
+    let stop = AtomicBool::new(false);
+    let (result, waited) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::Relaxed);
+        });
+        let start = Instant::now();
+        let mut outer = 0;
+        let r = fit_cancellable(&[&rbf], &y, &hard, &stop, &mut |_, _, _| outer += 1);
+        (r.map(|_| outer), start.elapsed())
+    });
+    assert!(matches!(result, Err(Error::Cancelled(_))), "{result:?}");
+    assert!(waited < Duration::from_secs(2), "stopped after {waited:?}");
+
+    let easy = MklOptions::default();
+    let never = AtomicBool::new(false);
+    let a = fit(&[&rbf], &y, &easy).unwrap();
+    let b = fit_cancellable(&[&rbf], &y, &easy, &never, &mut |_, _, _| {}).unwrap();
+    assert_eq!(a, b);
+
+    // The squared loss polls the flag in its conjugate-gradient steps.
+    let ridge = MklOptions {
+        loss: mmfuse::mkl::Loss::Squared,
+        ..MklOptions::default()
+    };
+    let set = AtomicBool::new(true);
+    let r = fit_cancellable(&[&rbf], &y, &ridge, &set, &mut |_, _, _| {});
+    assert!(matches!(r, Err(Error::Cancelled(_))), "{r:?}");
+}

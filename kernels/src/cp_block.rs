@@ -141,6 +141,7 @@ fn part_at<S: Simd, T: Lanes<S>>(
 
 /// `out[row][k] += sum_i w[i] prod_m parts[m][row][i h + k]` for `rows` rows (the order of
 /// operations is in the module docs); `scratch` holds at least `2 r h` values.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn forward_loop<S: Simd, T: Lanes<S>>(
     s: S,

@@ -401,6 +401,7 @@ pub fn any_cancelled<T: Float>(row: &[T], cs: &[T], r: T, tau: T) -> bool {
 
 /// Scalar twin of [`crate::cp_block_forward`]: the plain loops, in the order of operations
 /// the vector pass follows (`cp_block` module docs).
+#[allow(clippy::needless_range_loop)]
 pub fn cp_block_forward<T: Float>(
     parts: &[crate::CpPart<'_, T>],
     rows: usize,
@@ -428,7 +429,7 @@ pub fn cp_block_forward<T: Float>(
 
 /// Scalar twin of [`crate::cp_block_backward`]: the plain loops, in the order of operations
 /// the vector pass follows (`cp_block` module docs).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 pub fn cp_block_backward<T: Float>(
     parts: &[crate::CpPart<'_, T>],
     grads: &mut [crate::CpPartMut<'_, T>],

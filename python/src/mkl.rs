@@ -7,7 +7,7 @@ use crate::run;
 use mmfuse::blocks::BlockSpec;
 use mmfuse::error::Error;
 use mmfuse::gram::{GramOptions, Kernel, Normalization};
-use mmfuse::mkl::{fit_with_progress, BlockKernels, DataKernel, Loss, MklOptions};
+use mmfuse::mkl::{fit_cancellable, BlockKernels, DataKernel, Loss, MklOptions};
 use mmfuse::Matrix;
 use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
@@ -125,24 +125,31 @@ pub fn mkl_fit(
                 (None, kernels)
             };
             let refs: Vec<&Matrix<f64>> = kernels.iter().collect();
+            // The stop flag reaches the SMO's inner loop (Ctrl-C ends a fit within one step,
+            // not one outer iteration); `check` turns the Cancelled error into the interrupt.
+            let flag = stop.flag();
             let mut progress = |_: usize, _: f64, _: &[f64]| stop.check();
             let model = if classify {
-                mmfuse::mkl::MklModel::fit_classifier_with_progress(
+                mmfuse::mkl::MklModel::fit_classifier_cancellable(
                     &refs,
                     &y,
                     &opts,
+                    &flag,
                     &mut progress,
-                )?
+                )
             } else {
-                let f = fit_with_progress(&refs, &y, &opts, &mut progress)?;
-                mmfuse::mkl::MklModel {
-                    options: opts,
-                    classes: Vec::new(),
-                    fits: vec![f],
-                    data: Vec::new(),
-                    blocks: None,
-                }
+                fit_cancellable(&refs, &y, &opts, &flag, &mut progress).map(|f| {
+                    mmfuse::mkl::MklModel {
+                        options: opts,
+                        classes: Vec::new(),
+                        fits: vec![f],
+                        data: Vec::new(),
+                        blocks: None,
+                    }
+                })
             };
+            stop.check();
+            let model = model?;
             let model = match blocks {
                 Some(b) => model.with_blocks(b)?,
                 None => model,

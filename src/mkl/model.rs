@@ -2,11 +2,12 @@
 //! -1 / +1 for the hinge loss and back), one-vs-rest for more than two classes (one beta per
 //! class), regression with the squared loss.
 
-use super::{fit, fit_with_progress, BlockKernels, DataKernel, Loss, MklFit, MklOptions};
+use super::{fit, fit_stoppable, BlockKernels, DataKernel, Loss, MklFit, MklOptions};
 use crate::error::{Error, Result};
 use crate::gram::GramOptions;
 use crate::matrix::Matrix;
 use faer::MatRef;
+use std::sync::atomic::AtomicBool;
 
 /// Test rows per block of [`MklModel::decision_function_from_data`].
 pub const PREDICT_BLOCK: usize = 1024;
@@ -51,6 +52,28 @@ impl MklModel {
         options: &MklOptions,
         progress: &mut dyn FnMut(usize, f64, &[f64]),
     ) -> Result<Self> {
+        Self::fit_classifier_stoppable(kernels, labels, options, None, progress)
+    }
+
+    /// [`MklModel::fit_classifier_with_progress`] that stops within one SMO step once `cancel`
+    /// is set, with `Error::Cancelled` (see [`super::fit_cancellable`]).
+    pub fn fit_classifier_cancellable(
+        kernels: &[&Matrix<f64>],
+        labels: &[f64],
+        options: &MklOptions,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(usize, f64, &[f64]),
+    ) -> Result<Self> {
+        Self::fit_classifier_stoppable(kernels, labels, options, Some(cancel), progress)
+    }
+
+    fn fit_classifier_stoppable(
+        kernels: &[&Matrix<f64>],
+        labels: &[f64],
+        options: &MklOptions,
+        cancel: Option<&AtomicBool>,
+        progress: &mut dyn FnMut(usize, f64, &[f64]),
+    ) -> Result<Self> {
         if let Some(i) = labels.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFinite {
                 what: "labels".into(),
@@ -84,7 +107,7 @@ impl MklModel {
                     .iter()
                     .map(|&l| if l == pos { 1.0 } else { -1.0 })
                     .collect();
-                fit_with_progress(kernels, &y, &opts, progress)
+                fit_stoppable(kernels, &y, &opts, cancel, progress)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(MklModel {

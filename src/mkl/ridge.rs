@@ -29,7 +29,8 @@ fn apply(kernels: &[&Matrix<f64>], beta: &[f64], c: f64, v: &[f64], out: &mut [f
 }
 
 /// Conjugate gradients for A x = rhs from the initial guess in `x`, to relative residual
-/// `rtol`. Returns the number of iterations.
+/// `rtol`. Returns the number of iterations; `Cancelled` once `stop` is set (checked before
+/// every step: one pass over the kernels).
 fn cg(
     kernels: &[&Matrix<f64>],
     beta: &[f64],
@@ -37,6 +38,7 @@ fn cg(
     rhs: &[f64],
     x: &mut [f64],
     rtol: f64,
+    stop: super::Stop<'_>,
 ) -> Result<usize> {
     let n = rhs.len();
     let mut ax = vec![0.0; n];
@@ -55,6 +57,11 @@ fn cg(
     for it in 0..max_iter {
         if rr <= target {
             return Ok(it);
+        }
+        if stop.is_set() {
+            return Err(Error::Cancelled(
+                "the fit stopped inside a conjugate-gradient solve".into(),
+            ));
         }
         apply(kernels, beta, c, &p, &mut ax);
         let pap: f64 = p.iter().zip(&ax).map(|(a, b)| a * b).sum();
@@ -103,11 +110,12 @@ pub(crate) fn solve(
     c: f64,
     rtol: f64,
     state: &mut RidgeState,
+    stop: super::Stop<'_>,
 ) -> Result<(Vec<f64>, f64, usize)> {
     let n = y.len();
-    let it_u = cg(kernels, beta, c, y, &mut state.u, rtol)?;
+    let it_u = cg(kernels, beta, c, y, &mut state.u, rtol, stop)?;
     let ones = vec![1.0; n];
-    let it_v = cg(kernels, beta, c, &ones, &mut state.v, rtol)?;
+    let it_v = cg(kernels, beta, c, &ones, &mut state.v, rtol, stop)?;
     let b = state.u.iter().sum::<f64>() / state.v.iter().sum::<f64>();
     let a: Vec<f64> = state
         .u

@@ -12,7 +12,6 @@
 
 use crate::matrix::Matrix;
 use mmfuse_kernels::{smo_axpy2_on, smo_second_choice_on, smo_violators_on, SMO_TAU as TAU};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The state SMO works on; kept between outer MKL iterations (warm start).
 pub(crate) struct SmoState {
@@ -57,7 +56,7 @@ impl SmoState {
 }
 
 /// Runs SMO to maximal violation <= `tol` (or `max_iter` steps) on K_beta, from `state`;
-/// stops early when `cancel` is set (see `fit_with_progress`).
+/// stops early when `stop` is set (see `fit_with_progress` and `fit_cancellable`).
 ///
 /// Each step is three dense passes over the samples, SIMD kernels of `mmfuse-kernels`: the
 /// second-order choice of j on the row of i, the update of the outputs with the rows of i and j,
@@ -78,7 +77,7 @@ pub(crate) fn solve(
     tol: f64,
     max_iter: usize,
     state: &mut SmoState,
-    cancel: &AtomicBool,
+    stop: super::Stop<'_>,
 ) -> SmoRun {
     let n = y.len();
     let arch = mmfuse_kernels::arch();
@@ -119,10 +118,7 @@ pub(crate) fn solve(
     };
     let mut iterations = 0;
     while iterations < max_iter {
-        if viol.up_arg == usize::MAX
-            || viol.up_max - viol.low_min <= tol
-            || cancel.load(Ordering::Relaxed)
-        {
+        if viol.up_arg == usize::MAX || viol.up_max - viol.low_min <= tol || stop.is_set() {
             break;
         }
         let i = viol.up_arg;

@@ -477,7 +477,7 @@ fn fit_generic<T: Real>(
             src.blocks.len(),
             y,
             &opts,
-            cancel,
+            super::Stop::on(cancel),
             &mut report,
         )?);
     }
