@@ -17,8 +17,12 @@ use std::sync::Arc;
 /// Three modalities; the label depends on the first, on the second weakly and on a product
 /// of the first and third (so that `pairs` has something to find).
 fn problem(n: usize, seed: u64) -> (Vec<Matrix<f64>>, Vec<f64>) {
+    problem_with_dims(n, [5, 3, 4], seed)
+}
+
+/// [`problem`] with other feature counts (each at least 2).
+fn problem_with_dims(n: usize, dims: [usize; 3], seed: u64) -> (Vec<Matrix<f64>>, Vec<f64>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let dims = [5usize, 3, 4];
     let xs: Vec<Matrix<f64>> = dims
         .iter()
         .map(|&d| {
@@ -605,5 +609,53 @@ fn prediction_in_row_blocks_equals_one_whole_test_kernel() {
             .unwrap();
         assert_eq!(blocked, expect);
         assert_eq!(blocked[0].len(), n_test);
+    }
+}
+
+proptest::proptest! {
+    // Two fits per case (dense and rows) at tight tolerances: a fixed, moderate case count.
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+
+    /// Random shapes (sample counts and feature counts off any block size), normalisations,
+    /// blocks, cache budgets (down to two rows) and shrinking on or off: the rows solver
+    /// reaches the dense solver's optimum.
+    #[test]
+    fn rows_and_dense_agree_on_random_shapes(
+        n in 12usize..90,
+        d0 in 2usize..9,
+        d1 in 2usize..5,
+        d2 in 2usize..7,
+        norm in 0usize..4,
+        pairs in proptest::bool::ANY,
+        tiny_cache in proptest::bool::ANY,
+        no_shrinking in proptest::bool::ANY,
+        seed in 0u64..1000,
+    ) {
+        let (xs, mut labels) = problem_with_dims(n, [d0, d1, d2], seed);
+        // Both classes, whatever the draw.
+        labels[0] = 1.0;
+        labels[1] = -1.0;
+        let (xt, _) = problem_with_dims(17, [d0, d1, d2], seed + 1);
+        // Blocks are centred and trace-normalised by construction (no other normalisation).
+        let normalization = if pairs {
+            Normalization::None
+        } else {
+            [
+                Normalization::None,
+                Normalization::Trace,
+                Normalization::UnitDiag,
+                Normalization::Center,
+            ][norm]
+        };
+        let spec = if pairs { BlockSpec::Pairs } else { BlockSpec::None };
+        let rows = RowOptions {
+            // Two f64 rows of every kernel the solver reads (3 modalities, 3 pairs).
+            cache_bytes: tiny_cache.then_some((2 * 6 * n * 8) as u64),
+            no_shrinking,
+            ..f64_rows()
+        };
+        let want = dense(&xs, &labels, normalization, &spec, &tight());
+        let (got, _) = fit(&xs, &labels, normalization, &spec, &tight(), &rows).unwrap();
+        assert_same_optimum(&got, &want, &test_set(&xt));
     }
 }

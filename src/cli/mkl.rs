@@ -1,5 +1,6 @@
 //! `mmfuse mkl fit` and `mmfuse mkl predict`: a stable contract for other tools.
 
+use super::progress::FitProgress;
 use clap::{Args, Subcommand, ValueEnum};
 use mmfuse::blocks::BlockSpec;
 use mmfuse::error::{Error, Result};
@@ -432,12 +433,12 @@ fn run_fit(a: MklFitArgs) -> Result<()> {
         allow_indefinite: a.allow_indefinite,
         ..MklOptions::default()
     };
-    let quiet = a.quiet;
+    let shown = FitProgress::new(a.quiet, opts.max_iter, "mkl fit");
     let mut progress = |it: usize, gap: f64, beta: &[f64]| {
-        if !quiet {
+        shown.report(it, || {
             let b: Vec<String> = beta.iter().map(|v| format!("{v:.4}")).collect();
-            eprintln!("iter {it:>4}  gap {gap:.3e}  beta [{}]", b.join(", "));
-        }
+            format!("iter {it:>4}  gap {gap:.3e}  beta [{}]", b.join(", "))
+        });
     };
     let model = match opts.loss {
         Loss::Squared => {
@@ -452,6 +453,7 @@ fn run_fit(a: MklFitArgs) -> Result<()> {
         }
         Loss::Hinge => MklModel::fit_classifier_with_progress(&refs, &y, &opts, &mut progress)?,
     };
+    shown.finish();
     let model = match blocks {
         Some(b) => model.with_blocks(b)?,
         None => model,
@@ -569,21 +571,23 @@ fn run_fit_rows(a: MklFitArgs, p: f64, spec: BlockSpec, m: Modalities) -> Result
         // Ctrl-C ends the process (see cli::main): nothing to cancel from here.
         cancel: None,
     };
-    let quiet = a.quiet;
+    let shown = FitProgress::new(a.quiet, opts.max_iter, "mkl fit (rows)");
     let mut progress = |r: &RowProgress<'_>| {
-        if !quiet {
+        shown.report(r.iteration, || {
             let b: Vec<String> = r.beta.iter().map(|v| format!("{v:.4}")).collect();
-            eprintln!(
+            format!(
                 "problem {} iter {:>4}  gap {:.3e}  cache hit rate {:.3}  beta [{}]",
                 r.problem,
                 r.iteration,
                 r.gap,
                 r.cache.hit_rate(),
                 b.join(", ")
-            );
-        }
+            )
+        });
     };
-    let (model, stats) = fit_from_data(&views, how, &spec, &y, &opts, &rows, &mut progress)?;
+    let fitted = fit_from_data(&views, how, &spec, &y, &opts, &rows, &mut progress);
+    shown.finish();
+    let (model, stats) = fitted?;
     let bytes = model.to_bytes()?;
     if let Some(report) = &a.report {
         let mut r = report_json(&model);

@@ -62,12 +62,13 @@ impl SmoState {
 /// second-order choice of j on the row of i, the update of the outputs with the rows of i and j,
 /// and the first-order choice of the next i (with the violation for the stopping rule). There is
 /// no shrinking: with precomputed kernels a step streams two whole kernel rows from memory
-/// anyway (every per-kernel output g_m is kept exact on every sample, as MKL needs), and once
-/// the passes are branch-free vector loops, restricting them to an active set through an index
-/// list costs more than it saves (measured on one rbf kernel, n = 5000, 1556 steps: the
-/// earlier scalar version with libsvm's shrinking took about 50 ms, these passes 25-35 ms). With one kernel the rows come straight from the kernel and the
-/// outputs are g_0 itself (K_beta = b K_0, F = b g_0); with several, the rows and F are
-/// combined with beta.
+/// anyway (every per-kernel output g_m of a kernel in K_beta is kept exact on every sample, as
+/// MKL needs), and once the passes are branch-free vector loops, restricting them to an active
+/// set through an index list costs more than it saves (measured on one rbf kernel, n = 5000,
+/// 1556 steps: the earlier scalar version with libsvm's shrinking took about 50 ms, these
+/// passes 25-35 ms). With one kernel the rows come straight from the kernel and the outputs
+/// are g_0 itself (K_beta = b K_0, F = b g_0); with several, the rows and F are combined with
+/// beta, and the outputs of kernels of weight 0 are updated once at the end (`Touched`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn solve(
     kernels: &[&Matrix<f64>],
@@ -116,6 +117,10 @@ pub(crate) fn solve(
         let out: &[f64] = if single.is_some() { &state.g[0] } else { &f };
         smo_violators_on(arch, out, y, scale, &up_pen, &low_pen)
     };
+    // Kernels of weight 0: their outputs g_m are not needed by the steps, only by the beta
+    // update after the solve (s_m = a^T g_m enters ||s||_{p*} whatever beta_m is), so they
+    // are brought up to date once at the end from the net change of each touched a_t.
+    let mut touched = (active_kernels.len() < kernels.len()).then(|| Touched::new(&state.alpha));
     let mut iterations = 0;
     while iterations < max_iter {
         if viol.up_arg == usize::MAX || viol.up_max - viol.low_min <= tol || stop.is_set() {
@@ -158,10 +163,15 @@ pub(crate) fn solve(
         let (dai, daj) = ((alpha[i] - old_ai) * y[i], (alpha[j] - old_aj) * y[j]);
         set_penalties(i, alpha, y, c, &mut up_pen, &mut low_pen);
         set_penalties(j, alpha, y, c, &mut up_pen, &mut low_pen);
-        // Every kernel's output, on every sample, including kernels of weight 0: s_m = a^T g_m
-        // enters the dual norm ||s||_{p*} and the beta update whatever beta_m is.
-        for (k, gm) in kernels.iter().zip(state.g.iter_mut()) {
-            smo_axpy2_on(arch, gm, k.row(i), dai, k.row(j), daj);
+        // The outputs of the kernels that weigh in K_beta, every step; those of weight 0
+        // (p = 1 zeroes kernels) are caught up once after the loop.
+        for &(m, _) in &active_kernels {
+            let k = kernels[m];
+            smo_axpy2_on(arch, &mut state.g[m], k.row(i), dai, k.row(j), daj);
+        }
+        if let Some(t) = touched.as_mut() {
+            t.mark(i);
+            t.mark(j);
         }
         if single.is_none() {
             combined_row(kernels, &active_kernels, j, &mut row_j);
@@ -170,11 +180,73 @@ pub(crate) fn solve(
         let out: &[f64] = if single.is_some() { &state.g[0] } else { &f };
         viol = smo_violators_on(arch, out, y, scale, &up_pen, &low_pen);
     }
+    if let Some(t) = touched {
+        t.catch_up(arch, kernels, beta, &state.alpha, y, &mut state.g);
+    }
     let violation = viol.up_max - viol.low_min;
     SmoRun {
         iterations,
         violation,
         converged: violation <= tol,
+    }
+}
+
+/// The samples whose alpha a solve moved, and their alphas before it: what the outputs of
+/// the kernels of weight 0 need to catch up.
+struct Touched {
+    start: Vec<f64>,
+    seen: Vec<bool>,
+    list: Vec<usize>,
+}
+
+impl Touched {
+    fn new(alpha: &[f64]) -> Self {
+        Touched {
+            start: alpha.to_vec(),
+            seen: vec![false; alpha.len()],
+            list: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn mark(&mut self, t: usize) {
+        if !self.seen[t] {
+            self.seen[t] = true;
+            self.list.push(t);
+        }
+    }
+
+    /// g_m += sum_t (a_t - a_t^start) K_m(t, .) for every kernel of weight 0, two rows per
+    /// pass, the kernels in parallel. At most one pass per touched sample (<= 2 per step,
+    /// <= n in all), instead of one per step.
+    fn catch_up(
+        mut self,
+        arch: mmfuse_kernels::Arch,
+        kernels: &[&Matrix<f64>],
+        beta: &[f64],
+        alpha: &[f64],
+        y: &[f64],
+        g: &mut [Vec<f64>],
+    ) {
+        use rayon::prelude::*;
+        self.list.sort_unstable();
+        let moves: Vec<(usize, f64)> = self
+            .list
+            .iter()
+            .map(|&t| (t, (alpha[t] - self.start[t]) * y[t]))
+            .filter(|&(_, d)| d != 0.0)
+            .collect();
+        g.par_iter_mut()
+            .zip(kernels.par_iter())
+            .zip(beta.par_iter())
+            .filter(|(_, &b)| b == 0.0)
+            .for_each(|((gm, k), _)| {
+                for pair in moves.chunks(2) {
+                    let (t, d) = pair[0];
+                    let (u, e) = pair.get(1).copied().unwrap_or((t, 0.0));
+                    smo_axpy2_on(arch, gm, k.row(t), d, k.row(u), e);
+                }
+            });
     }
 }
 
