@@ -404,3 +404,72 @@ pub(crate) fn bias(y: &[f64], grad: &[f64], alpha: &[f64], c: f64) -> f64 {
     };
     -rho
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// A small PSD kernel: `X X^T + 0.1 I` of random points.
+    fn kernel(n: usize, seed: u64) -> Matrix<f64> {
+        let mut s = seed | 1;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let x: Vec<f64> = (0..n * 3).map(|_| next()).collect();
+        let mut k = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                let dot: f64 = (0..3).map(|a| x[i * 3 + a] * x[j * 3 + a]).sum();
+                k[i * n + j] = dot + if i == j { 0.1 } else { 0.0 };
+            }
+        }
+        Matrix::from_vec(n, n, k).unwrap()
+    }
+
+    /// The outputs of kernels of weight 0 are not updated step by step but caught up at the end
+    /// of each solve: after solves with changing zero patterns (warm-started), every g_m equals
+    /// K_m a computed directly, to rounding (checked to fail without the catch-up).
+    #[test]
+    fn weight_zero_outputs_are_exact_after_each_solve() {
+        let n = 40;
+        let ks: Vec<Matrix<f64>> = (0..3).map(|m| kernel(n, 11 + m)).collect();
+        let refs: Vec<&Matrix<f64>> = ks.iter().collect();
+        let y: Vec<f64> = (0..n)
+            .map(|i| if i % 3 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let mut state = SmoState::new(n, 3);
+        let never = AtomicBool::new(false);
+        for beta in [
+            [1.0, 0.0, 0.0],
+            [0.5, 0.5, 0.0],
+            [0.0, 0.2, 0.8],
+            [0.3, 0.3, 0.4],
+        ] {
+            let run = solve(
+                &refs,
+                &beta,
+                &y,
+                1.0,
+                1e-6,
+                100_000,
+                &mut state,
+                super::super::Stop::on(&never),
+            );
+            assert!(run.converged);
+            for (m, k) in ks.iter().enumerate() {
+                for i in 0..n {
+                    let want: f64 = (0..n).map(|t| k.get(i, t) * y[t] * state.alpha[t]).sum();
+                    let got = state.g[m][i];
+                    assert!(
+                        (got - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                        "beta {beta:?} m {m} i {i}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
