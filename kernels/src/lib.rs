@@ -59,6 +59,7 @@ mod skinny;
 mod smo;
 mod symmetry;
 mod tile;
+mod transpose;
 
 pub use cp_block::{CpPart, CpPartMut};
 pub use distance::{pack_panel, panel_width, PANEL_PAD};
@@ -69,7 +70,7 @@ pub use smo::{
     smo_violators_on, SecondChoice, Violators, SMO_TAU,
 };
 pub use symmetry::{symmetric_block_is_bad, symmetric_block_is_bad_on};
-pub use tile::{transpose_into, TileMut};
+pub use tile::TileMut;
 
 pub use pulp::Arch;
 use pulp::{Simd, WithSimd};
@@ -89,6 +90,8 @@ pub trait SimdKernels: Sized {
         col_aux: &[Self],
     );
     fn sq_norms<S: Simd>(s: S, x: &[Self], d: usize, out: &mut [Self]);
+    fn transpose<S: Simd>(s: S, src: &TileMut<'_, Self>, dst: &mut TileMut<'_, Self>, stream: bool);
+    fn copy_tile<S: Simd>(s: S, src: &TileMut<'_, Self>, dst: &mut TileMut<'_, Self>, stream: bool);
     fn l1_tile<S: Simd>(s: S, x: &[Self], d: usize, panel: &[Self], out: &mut TileMut<'_, Self>);
     #[allow(clippy::too_many_arguments)]
     fn lmf_fuse<S: Simd>(
@@ -199,6 +202,24 @@ macro_rules! impl_simd_kernels {
                 col_aux: &[$t],
             ) {
                 epilogue::apply_tile::<S, $t>(s, tile, ep, row_aux, col_aux)
+            }
+            #[inline(always)]
+            fn transpose<S: Simd>(
+                s: S,
+                src: &TileMut<'_, $t>,
+                dst: &mut TileMut<'_, $t>,
+                stream: bool,
+            ) {
+                transpose::transpose_tile::<S, $t>(s, src, dst, stream)
+            }
+            #[inline(always)]
+            fn copy_tile<S: Simd>(
+                s: S,
+                src: &TileMut<'_, $t>,
+                dst: &mut TileMut<'_, $t>,
+                stream: bool,
+            ) {
+                transpose::copy_tile::<S, $t>(s, src, dst, stream)
             }
             #[inline(always)]
             fn sq_norms<S: Simd>(s: S, x: &[$t], d: usize, out: &mut [$t]) {
@@ -347,6 +368,16 @@ simd_op!(EpilogueOp<'a, 'b> {
     row_aux: &'a [T],
     col_aux: &'a [T]
 } => epilogue);
+simd_op!(TransposeOp<'a, 'b, 'c> {
+    src: &'a TileMut<'b, T>,
+    dst: &'a mut TileMut<'c, T>,
+    stream: bool
+} => transpose);
+simd_op!(CopyTileOp<'a, 'b, 'c> {
+    src: &'a TileMut<'b, T>,
+    dst: &'a mut TileMut<'c, T>,
+    stream: bool
+} => copy_tile);
 simd_op!(SqNormsOp<'a> { x: &'a [T], d: usize, out: &'a mut [T] } => sq_norms);
 simd_op!(L1Op<'a, 'b> { x: &'a [T], d: usize, panel: &'a [T], out: &'a mut TileMut<'b, T> } => l1_tile);
 simd_op!(LmfFuseOp<'a, 'b> {
@@ -677,6 +708,55 @@ pub fn apply_epilogue_on<T: Float>(
         row_aux,
         col_aux,
     })
+}
+
+/// Writes the transpose of `src` into `dst` (`dst[j][i] = src[i][j]`): the mirror of a
+/// symmetric Gram matrix, in registers (see the `transpose` module). Bits are copied, so the
+/// result is the same on every instruction set.
+///
+/// ```
+/// use mmfuse_kernels::{transpose_into, TileMut};
+/// let mut a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 x 3
+/// let mut b = [0.0f32; 6]; // 3 x 2
+/// let src = TileMut::from_slice(&mut a, 2, 3, 3);
+/// transpose_into(&src, &mut TileMut::from_slice(&mut b, 3, 2, 2));
+/// assert_eq!(b, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+/// ```
+///
+/// # Panics
+/// If `dst` is not `src.ncols() x src.nrows()`.
+pub fn transpose_into<T: Float>(src: &TileMut<'_, T>, dst: &mut TileMut<'_, T>) {
+    transpose_into_on(arch(), src, dst, false)
+}
+
+/// [`transpose_into`] on a given instruction set; with `stream`, the vector path writes with
+/// non-temporal stores where the destination is 16-byte aligned (for a destination much
+/// larger than the cache, that is not read again soon), and fences them before returning.
+///
+/// # Panics
+/// If `dst` is not `src.ncols() x src.nrows()`.
+pub fn transpose_into_on<T: Float>(
+    arch: Arch,
+    src: &TileMut<'_, T>,
+    dst: &mut TileMut<'_, T>,
+    stream: bool,
+) {
+    arch.dispatch(TransposeOp { src, dst, stream })
+}
+
+/// `dst = src` between tiles of the same shape; with `stream`, the vector path writes with
+/// non-temporal stores where the destination is 16-byte aligned (see [`transpose_into_on`]),
+/// and fences them before returning.
+///
+/// # Panics
+/// If the shapes differ.
+pub fn copy_tile_on<T: Float>(
+    arch: Arch,
+    src: &TileMut<'_, T>,
+    dst: &mut TileMut<'_, T>,
+    stream: bool,
+) {
+    arch.dispatch(CopyTileOp { src, dst, stream })
 }
 
 /// Squared Euclidean norm of each row of `x` (`out.len()` rows of length `d`, row-major).

@@ -536,3 +536,17 @@ pub fn rows_dot<T: Float>(x: &[T], d: usize, w: &[T], h: usize, out: &mut [T], a
         }
     }
 }
+
+/// [`crate::transpose_into`]: `dst[j][i] = src[i][j]`, element by element.
+///
+/// # Panics
+/// If `dst` is not `src.ncols() x src.nrows()`.
+pub fn transpose_into<T: Copy>(src: &TileMut<'_, T>, dst: &mut TileMut<'_, T>) {
+    assert_eq!(dst.nrows(), src.ncols(), "transpose: shape mismatch");
+    assert_eq!(dst.ncols(), src.nrows(), "transpose: shape mismatch");
+    for i in 0..src.nrows() {
+        for j in 0..src.ncols() {
+            dst.row_mut(j)[i] = src.row(i)[j];
+        }
+    }
+}

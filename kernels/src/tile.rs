@@ -116,31 +116,3 @@ impl<'a, T> TileMut<'a, T> {
         }
     }
 }
-
-/// Writes the transpose of `src` into `dst` (`dst[j][i] = src[i][j]`), in 16 x 16 blocks so
-/// that both sides are walked a cache line at a time (a plain element-by-element mirror of a
-/// large matrix misses the cache on every write).
-///
-/// # Panics
-/// If `dst` is not `src.ncols() x src.nrows()`.
-pub fn transpose_into<T: Copy>(src: &TileMut<'_, T>, dst: &mut TileMut<'_, T>) {
-    assert_eq!(dst.nrows(), src.ncols(), "transpose: shape mismatch");
-    assert_eq!(dst.ncols(), src.nrows(), "transpose: shape mismatch");
-    const B: usize = 16;
-    let (m, n) = (src.nrows(), src.ncols());
-    let mut i0 = 0;
-    while i0 < m {
-        let i1 = (i0 + B).min(m);
-        // The block's source rows, fetched once.
-        let rows: [&[T]; B] =
-            core::array::from_fn(|k| if i0 + k < i1 { src.row(i0 + k) } else { &[] });
-        let rows = &rows[..i1 - i0];
-        for j in 0..n {
-            let out = &mut dst.row_mut(j)[i0..i1];
-            for (o, r) in out.iter_mut().zip(rows) {
-                *o = r[j];
-            }
-        }
-        i0 = i1;
-    }
-}

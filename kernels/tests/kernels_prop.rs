@@ -30,8 +30,8 @@
 //! `1 + 1e-9` (`SLACK`) to absorb the rounding of their own evaluation.
 
 use mmfuse_kernels::{
-    apply_epilogue_on, available_isas, l1_distance_tile_on, pack_panel, panel_width, reference,
-    sq_norms_on, transpose_into, Arch, Epilogue, Float, TileMut,
+    apply_epilogue_on, available_isas, copy_tile_on, isa_name, l1_distance_tile_on, pack_panel,
+    panel_width, reference, sq_norms_on, transpose_into_on, Arch, Epilogue, Float, TileMut,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -696,35 +696,60 @@ fn extreme_case<T: Prec>(sh: &Shape, k: i32) -> Result<(), String> {
     check_epilogue(&dots, Epilogue::Cosine, &ri, &ci)
 }
 
-/// `transpose_into` against a naive transpose, bit for bit, padding untouched.
+/// `transpose_into_on` (plain and streamed) and `copy_tile_on` on every instruction set
+/// against a naive transpose / copy, bit for bit, padding untouched, source unmodified.
 fn transpose_case<T: Prec>(sh: &Shape, dst_pad: usize) -> Result<(), String> {
     let (m, n) = (sh.nrows, sh.ncols);
     let mut rng = Rng(sh.seed);
     let mut src = TileBuf::new(m, n, sh.pad, sh.lead, |_, _| T::from_f64(rng.sym() * 100.0));
     let before = src.clone();
+    for arch in available_isas() {
+        for stream in [false, true] {
+            let what = format!("{} {} stream={stream}", T::NAME, isa_name(arch));
+            let mut dst = TileBuf::new(n, m, dst_pad, 3 - sh.lead, |_, _| T::from_f64(-777.0));
+            let mut copy = TileBuf::new(m, n, dst_pad, 3 - sh.lead, |_, _| T::from_f64(-777.0));
+            {
+                let s = src.tile();
+                transpose_into_on(arch, &s, &mut dst.tile(), stream);
+                copy_tile_on(arch, &s, &mut copy.tile(), stream);
+            }
+            dst.check_untouched("transpose_into dst")?;
+            copy.check_untouched("copy_tile dst")?;
+            if src
+                .data
+                .iter()
+                .zip(&before.data)
+                .any(|(a, b)| a.to_f64().to_bits() != b.to_f64().to_bits())
+            {
+                return Err(format!("{what}: transpose or copy modified its source"));
+            }
+            for i in 0..m {
+                for j in 0..n {
+                    let want = src.at(i, j).to_f64().to_bits();
+                    if dst.at(j, i).to_f64().to_bits() != want {
+                        return Err(format!(
+                            "{what} transpose {m}x{n}: dst[{j}][{i}] = {:?} != src[{i}][{j}] = {:?}",
+                            dst.at(j, i),
+                            src.at(i, j)
+                        ));
+                    }
+                    if copy.at(i, j).to_f64().to_bits() != want {
+                        return Err(format!("{what} copy {m}x{n}: [{i}][{j}] differs"));
+                    }
+                }
+            }
+        }
+    }
+    // The plain reference twin agrees too.
     let mut dst = TileBuf::new(n, m, dst_pad, 3 - sh.lead, |_, _| T::from_f64(-777.0));
     {
         let s = src.tile();
-        transpose_into(&s, &mut dst.tile());
-    }
-    dst.check_untouched("transpose_into dst")?;
-    if src
-        .data
-        .iter()
-        .zip(&before.data)
-        .any(|(a, b)| a.to_f64().to_bits() != b.to_f64().to_bits())
-    {
-        return Err("transpose_into modified its source".into());
+        reference::transpose_into(&s, &mut dst.tile());
     }
     for i in 0..m {
         for j in 0..n {
             if dst.at(j, i).to_f64().to_bits() != src.at(i, j).to_f64().to_bits() {
-                return Err(format!(
-                    "transpose {} {m}x{n}: dst[{j}][{i}] = {:?} != src[{i}][{j}] = {:?}",
-                    T::NAME,
-                    dst.at(j, i),
-                    src.at(i, j)
-                ));
+                return Err(format!("reference transpose {m}x{n} wrong at [{j}][{i}]"));
             }
         }
     }

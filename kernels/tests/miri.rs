@@ -3,8 +3,8 @@
 //! `cargo +nightly miri test -p mmfuse-kernels --test miri`.
 
 use mmfuse_kernels::{
-    apply_epilogue, l1_distance_tile, pack_panel, panel_width, sq_norms, transpose_into, Epilogue,
-    TileMut,
+    apply_epilogue, l1_distance_tile, pack_panel, panel_width, sq_norms, transpose_into_on, Arch,
+    Epilogue, TileMut,
 };
 
 #[test]
@@ -35,7 +35,7 @@ fn transpose_between_blocks_of_one_matrix() {
     // (rows 9..19, cols 0..9) are disjoint and inside the n x n matrix.
     let src = unsafe { TileMut::from_raw_parts(ptr.add(9), 9, 10, n) };
     let mut dst = unsafe { TileMut::from_raw_parts(ptr.add(9 * n), 10, 9, n) };
-    transpose_into(&src, &mut dst);
+    transpose_into_on(Arch::Scalar, &src, &mut dst, false);
     for i in 0..9 {
         for j in 9..n {
             assert_eq!(m[j * n + i], m[i * n + j]);

@@ -15,7 +15,7 @@ use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, Par};
 use mmfuse::error::{Error, Result};
-use mmfuse::gram::{cross_gram, gram, GramOptions, Kernel};
+use mmfuse::gram::{cross_gram, gram, gram_into, GramOptions, Kernel};
 use mmfuse::matrix::Matrix;
 use mmfuse::scalar::Real;
 use mmfuse::util::SplitMix64;
@@ -165,8 +165,17 @@ pub struct GramBenchResult {
     /// Symmetric only: median seconds of faer's `triangular::matmul` writing the upper half of
     /// X X^T into a preallocated, touched output (the limit for a symmetric Gram matrix).
     pub half_gemm_seconds: Option<f64>,
-    /// limit / seconds, the limit being half_gemm_seconds (symmetric) or gemm_seconds (cross).
+    /// Symmetric only: median seconds of `gram_into` writing into an output allocated and
+    /// touched before the timer and reused, as the faer baselines' outputs are.
+    pub into_seconds: Option<f64>,
+    /// Fastest and slowest of those runs.
+    pub into_seconds_range: Option<(f64, f64)>,
+    /// The limit over our time on equal terms: half_gemm_seconds / into_seconds (symmetric),
+    /// gemm_seconds / seconds (cross: our allocating `cross_gram`).
     pub fraction_of_limit: f64,
+    /// The limit over the allocating `gram` (limit / seconds): what a caller that does not
+    /// reuse an output sees.
+    pub fraction_of_limit_allocating: f64,
     /// The instruction set the SIMD kernels ran on: "v4" (AVX-512), "v3" (AVX2 + FMA) or
     /// "scalar".
     pub isa: &'static str,
@@ -192,7 +201,11 @@ impl GramBenchResult {
             "gemm_gflops": self.gemm_gflops,
             "ratio_vs_gemm": self.ratio_vs_gemm,
             "half_gemm_seconds": self.half_gemm_seconds,
+            "into_seconds": self.into_seconds,
+            "into_seconds_min": self.into_seconds_range.map(|r| r.0),
+            "into_seconds_max": self.into_seconds_range.map(|r| r.1),
             "fraction_of_limit": self.fraction_of_limit,
+            "fraction_of_limit_allocating": self.fraction_of_limit_allocating,
             "isa": self.isa,
         })
         .to_string()
@@ -212,8 +225,14 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
                     .half_gemm_seconds
                     .map(|h| format!(" | faer half GEMM {h:.4} s"))
                     .unwrap_or_default();
+                let into = match (r.into_seconds, r.into_seconds_range) {
+                    (Some(t), Some((lo, hi))) => {
+                        format!(" | into a reused output {t:.4} s ({lo:.4}-{hi:.4})")
+                    }
+                    _ => String::new(),
+                };
                 println!(
-                    "gram {} {} n={} d={}{} threads={} isa={}: {:.4} s ({:.4}-{:.4}), {:.1} GFLOP/s | faer GEMM {:.4} s, {:.1} GFLOP/s{half} | ratio_vs_gemm {:.2} | fraction_of_limit {:.2}",
+                    "gram {} {} n={} d={}{} threads={} isa={}: {:.4} s ({:.4}-{:.4}), {:.1} GFLOP/s{into} | faer GEMM {:.4} s, {:.1} GFLOP/s{half} | ratio_vs_gemm {:.2} | fraction_of_limit {:.2} (allocating {:.2})",
                     r.kernel,
                     r.dtype,
                     r.n,
@@ -228,7 +247,8 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
                     r.gemm_seconds,
                     r.gemm_gflops,
                     r.ratio_vs_gemm,
-                    r.fraction_of_limit
+                    r.fraction_of_limit,
+                    r.fraction_of_limit_allocating
                 );
             }
             Ok(())
@@ -311,8 +331,8 @@ fn bench_on<T: Real>(
         None => None,
     };
     let cols = y.as_ref().map_or(a.n, |y| y.nrows());
-    type Runs = (Vec<f64>, Vec<f64>, Vec<f64>, usize);
-    let (ours, gemm, half, threads) = opts.install(|| -> Result<Runs> {
+    type Runs = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, usize);
+    let (ours, ours_into, gemm, half, threads) = opts.install(|| -> Result<Runs> {
         let threads = rayon::current_num_threads();
         let inner = GramOptions {
             threads: None,
@@ -327,6 +347,18 @@ fn bench_on<T: Real>(
             let s = t.elapsed().as_secs_f64();
             std::hint::black_box(&k);
             Ok(s)
+        };
+        // gram_into's output, allocated and touched here like the baselines' (symmetric only).
+        let mut into_out = vec![T::ZERO; if y.is_none() { a.n * a.n } else { 0 }];
+        let mut run_ours_into = || -> Result<Option<f64>> {
+            if into_out.is_empty() {
+                return Ok(None);
+            }
+            let t = Instant::now();
+            gram_into(x.as_mat_ref(), kernel, &inner, &mut into_out)?;
+            let s = t.elapsed().as_secs_f64();
+            std::hint::black_box(&into_out);
+            Ok(Some(s))
         };
         let rhs = y.as_ref().unwrap_or(&x);
         // Outputs allocated and touched (zero-filled) here, before any timer, and reused.
@@ -368,23 +400,28 @@ fn bench_on<T: Real>(
         };
         // Warm-up of every side (code, page tables, caches).
         run_ours()?;
+        run_ours_into()?;
         run_gemm();
         run_half();
         let mut ours = Vec::new();
+        let mut ours_into = Vec::new();
         let mut gemm = Vec::new();
         let mut half = Vec::new();
         // Alternate so that all sides see the same machine state (frequency, other load).
         for _ in 0..a.runs {
             ours.push(run_ours()?);
+            ours_into.extend(run_ours_into()?);
             gemm.push(run_gemm());
             half.extend(run_half());
         }
-        Ok((ours, gemm, half, threads))
+        Ok((ours, ours_into, gemm, half, threads))
     })??;
     let seconds_range = range(&ours);
     let seconds = median(ours);
     let gemm_seconds = median(gemm);
     let half_gemm_seconds = (!half.is_empty()).then(|| median(half));
+    let into_seconds_range = (!ours_into.is_empty()).then(|| range(&ours_into));
+    let into_seconds = (!ours_into.is_empty()).then(|| median(ours_into));
     let (n, d) = (a.n as f64, a.d as f64);
     let flops = match a.m {
         None => n * n * d,
@@ -405,7 +442,11 @@ fn bench_on<T: Real>(
         gemm_gflops: gemm_flops / gemm_seconds / 1e9,
         ratio_vs_gemm: gemm_seconds / seconds,
         half_gemm_seconds,
-        fraction_of_limit: half_gemm_seconds.unwrap_or(gemm_seconds) / seconds,
+        into_seconds,
+        into_seconds_range,
+        fraction_of_limit: half_gemm_seconds.unwrap_or(gemm_seconds)
+            / into_seconds.unwrap_or(seconds),
+        fraction_of_limit_allocating: half_gemm_seconds.unwrap_or(gemm_seconds) / seconds,
         isa: isa_name(),
     })
 }

@@ -101,14 +101,65 @@ impl GramOptions {
 /// # Ok::<(), mmfuse::Error>(())
 /// ```
 pub fn gram<T: Real>(x: MatRef<'_, T>, kernel: &Kernel, opts: &GramOptions) -> Result<Matrix<T>> {
+    let n = x.nrows();
+    // The input is checked before the n x n output is allocated (a bad input costs nothing).
     let rows = rows_of(x, "X")?;
     let kernel = kernel.resolve(rows.d)?;
     opts.validate()?;
-    let mut k = Matrix::try_zeros_for_output(rows.n, rows.n, "the Gram matrix K(X, X)")?;
-    let xc = centre_for(&kernel, &rows, &rows, "X")?;
-    let x = Operand::new(&rows, xc.as_deref());
-    opts.install(|| assemble_symmetric(x, &kernel, opts.tile, k.as_mut_slice()))?;
+    let mut k = Matrix::try_zeros_for_output(n, n, "the Gram matrix K(X, X)")?;
+    gram_rows_into(&rows, &kernel, opts, k.as_mut_slice())?;
     Ok(k)
+}
+
+/// [`gram`] into a caller's buffer: `out` (length n * n, row-major) receives K(X, X), every
+/// element overwritten (its previous contents do not matter). For repeated assemblies of the
+/// same size, reusing `out` saves allocating and first touching n * n fresh elements on every
+/// call (at n = 4096, f32, a 64 MB output: measured a quarter of the whole assembly).
+///
+/// On an error (bad input, kernel or options, a wrong `out` length) `out` is left untouched.
+///
+/// ```
+/// use mmfuse::gram::{gram, gram_into, GramOptions, Kernel};
+/// use mmfuse::Matrix;
+///
+/// let x = Matrix::from_vec(3, 2, vec![0.0f64, 0.0, 1.0, 0.0, 0.0, 2.0])?;
+/// let mut out = vec![f64::NAN; 9];
+/// gram_into(x.as_mat_ref(), &Kernel::rbf(0.5), &GramOptions::default(), &mut out)?;
+/// let k = gram(x.as_mat_ref(), &Kernel::rbf(0.5), &GramOptions::default())?;
+/// assert_eq!(&out[..], k.as_slice());
+/// assert!(gram_into(x.as_mat_ref(), &Kernel::Linear, &GramOptions::default(), &mut out[..8]).is_err());
+/// # Ok::<(), mmfuse::Error>(())
+/// ```
+pub fn gram_into<T: Real>(
+    x: MatRef<'_, T>,
+    kernel: &Kernel,
+    opts: &GramOptions,
+    out: &mut [T],
+) -> Result<()> {
+    let n = x.nrows();
+    let want = n.checked_mul(n);
+    if want != Some(out.len()) {
+        return Err(Error::Shape(format!(
+            "the output of K(X, X) for {n} points needs {n} x {n} elements, got {}",
+            out.len()
+        )));
+    }
+    let rows = rows_of(x, "X")?;
+    let kernel = kernel.resolve(rows.d)?;
+    opts.validate()?;
+    gram_rows_into(&rows, &kernel, opts, out)
+}
+
+/// K(X, X) of checked rows and a resolved kernel into `out` (n * n).
+fn gram_rows_into<T: Real>(
+    rows: &Rows<'_, T>,
+    kernel: &Kernel,
+    opts: &GramOptions,
+    out: &mut [T],
+) -> Result<()> {
+    let xc = centre_for(kernel, rows, rows, "X")?;
+    let x = Operand::new(rows, xc.as_deref());
+    opts.install(|| assemble_symmetric(x, kernel, opts.tile, out))
 }
 
 /// K(X, Y): n x m, entry (i, j) = k(x_i, y_j). `gamma: None` resolves to 1/d.
@@ -312,7 +363,9 @@ impl<T> SharedOut<T> {
     }
 }
 
-/// Computes block K[i0..i0+rows, j0..j0+cols] = k(x_i, y_j) in place in `out`.
+/// Computes block K[i0..i0+rows, j0..j0+cols] = k(x_i, y_j) in place in `out`, at row
+/// `at.0`, column `at.1` of `out` (`(i0, j0)` when `out` is K itself, `(0, 0)` for a
+/// scratch tile).
 ///
 /// `upper_only`: only the entries above the diagonal of the block matter (a diagonal block of
 /// K(X, X), whose lower half and diagonal are overwritten); entries elsewhere are not refined.
@@ -325,7 +378,7 @@ unsafe fn compute_block<T: Real>(
     (x, y): (Operand<'_, T>, Operand<'_, T>),
     (i0, rows): (usize, usize),
     (j0, cols): (usize, usize),
-    out: &SharedOut<T>,
+    (out, at): (&SharedOut<T>, (usize, usize)),
     upper_only: bool,
 ) {
     let d = x.d;
@@ -336,14 +389,14 @@ unsafe fn compute_block<T: Real>(
         let mut panel = vec![T::ZERO; d * kernels::panel_width(cols)];
         kernels::pack_panel(ys, cols, d, &mut panel);
         // SAFETY: exclusive block inside K (caller's contract); the only view alive.
-        let mut tile = unsafe { out.tile_mut(i0, j0, rows, cols) };
+        let mut tile = unsafe { out.tile_mut(at.0, at.1, rows, cols) };
         kernels::l1_distance_tile(xs, d, &panel, &mut tile);
     } else {
         let lhs = MatRef::from_row_major_slice(xs, rows, d);
         let rhs = MatRef::from_row_major_slice(ys, cols, d).transpose();
         // SAFETY: as above; the view is dropped at the end of the statement.
         matmul(
-            unsafe { out.mat_mut(i0, j0, rows, cols) },
+            unsafe { out.mat_mut(at.0, at.1, rows, cols) },
             Accum::Replace,
             lhs,
             rhs,
@@ -357,7 +410,7 @@ unsafe fn compute_block<T: Real>(
         (&[][..], &[][..])
     };
     // SAFETY: as above; the GEMM's view is gone.
-    let mut tile = unsafe { out.tile_mut(i0, j0, rows, cols) };
+    let mut tile = unsafe { out.tile_mut(at.0, at.1, rows, cols) };
     if plan.refine_gamma.is_some() {
         cancelled(&tile, ra, ca, upper_only, &mut refine);
     }
@@ -477,31 +530,102 @@ pub(crate) fn assemble_symmetric<T: Real>(
         ptr: out.as_mut_ptr(),
         ld: n,
     };
-    blocks.par_iter().for_each(|&(bi, bj)| {
-        let (i0, j0) = (bi * tile, bj * tile);
-        let (rows, cols) = (tile.min(n - i0), tile.min(n - j0));
-        // SAFETY: block (bi, bj) with bi <= bj, and its mirror (bj, bi), are touched by this task
-        // only: the list holds each upper block once, and mirrors of distinct upper blocks are
-        // distinct lower blocks. Both lie inside the n x n matrix `out`, alive for the call.
-        unsafe { compute_block(&plan, (x, x), (i0, rows), (j0, cols), &shared, bi == bj) };
-        // SAFETY: as above.
-        let upper = unsafe { shared.tile_mut(i0, j0, rows, cols) };
-        if bi == bj {
-            // Make the diagonal block exactly symmetric and the diagonal exact.
-            let mut t = upper;
-            for i in 0..rows {
-                for j in 0..i {
-                    let v = t.row(j)[i];
-                    t.row_mut(i)[j] = v;
-                }
+    let arch = kernels::arch();
+    let stream = std::mem::size_of_val(out) >= STREAM_MIRROR_BYTES;
+    // Each task computes its block into a contiguous scratch tile, not in place: K's rows are
+    // n elements apart, and for n a multiple of a large power of two (4096 f32: 16 KB) every
+    // row of an in-place tile falls into the same few sets of the L2 cache, so a 256 x 256
+    // tile that would fit five times over (256 KB of 1 MB) kept only a quarter of itself
+    // there, and the epilogue and the mirror read it back from memory. From the scratch,
+    // the block goes to K twice, as itself and transposed into its mirror, both with
+    // streaming stores when K is large (see STREAM_MIRROR_BYTES).
+    blocks.par_iter().for_each_init(
+        || vec![T::ZERO; tile * tile],
+        |scratch, &(bi, bj)| {
+            let (i0, j0) = (bi * tile, bj * tile);
+            let (rows, cols) = (tile.min(n - i0), tile.min(n - j0));
+            let local = SharedOut {
+                ptr: scratch.as_mut_ptr(),
+                ld: cols,
+            };
+            // SAFETY: the scratch holds tile * tile >= rows * cols elements, row stride cols,
+            // and belongs to this task alone (for_each_init: one per rayon job, used by one
+            // thread at a time).
+            unsafe {
+                compute_block(
+                    &plan,
+                    (x, x),
+                    (i0, rows),
+                    (j0, cols),
+                    (&local, (0, 0)),
+                    bi == bj,
+                )
+            };
+            if bi == bj {
+                // SAFETY: as above, the scratch's rows x rows block.
+                unsafe { mirror_diagonal_block(&local, 0, rows, false) };
+                // SAFETY: as above; the mirror's views are gone.
+                let mut t = unsafe { local.tile_mut(0, 0, rows, rows) };
+                fix_diagonal(kernel, &plan, i0, &mut t);
             }
-            fix_diagonal(kernel, &plan, i0, &mut t);
-        } else {
-            // SAFETY: the mirror block is this task's (see above) and does not overlap `upper`.
-            let mut lower = unsafe { shared.tile_mut(j0, i0, cols, rows) };
-            kernels::transpose_into(&upper, &mut lower);
+            // SAFETY: as above; no other view of the scratch is alive.
+            let block = unsafe { local.tile_mut(0, 0, rows, cols) };
+            // SAFETY: block (bi, bj) with bi <= bj, and its mirror (bj, bi), are touched by
+            // this task only: the list holds each upper block once, and mirrors of distinct
+            // upper blocks are distinct lower blocks. Both lie inside the n x n matrix `out`,
+            // alive for the call.
+            let mut upper = unsafe { shared.tile_mut(i0, j0, rows, cols) };
+            kernels::copy_tile_on(arch, &block, &mut upper, stream);
+            if bi != bj {
+                // SAFETY: as above; the mirror does not overlap `upper` (bi != bj).
+                let mut lower = unsafe { shared.tile_mut(j0, i0, cols, rows) };
+                kernels::transpose_into_on(arch, &block, &mut lower, stream);
+            }
+        },
+    );
+}
+
+/// From this size of K on, both halves are written with non-temporal stores: K is then
+/// well beyond the last-level cache, so a plain store would first read each destination line
+/// from memory only to overwrite it, and would evict the tiles being computed. Below it, K
+/// may stay in cache for the caller, and plain stores are faster.
+const STREAM_MIRROR_BYTES: usize = 32 << 20;
+
+/// Copies the strict upper triangle of the `rows x rows` diagonal block at (i0, i0) onto its
+/// lower triangle: in bands of `MIRROR_BAND` rows, the part of the band right of its diagonal
+/// square is transposed (by the register kernel) below it, and the small squares on the
+/// diagonal element by element.
+///
+/// # Safety
+/// The block must lie inside K, and no other live view may access any of its elements.
+unsafe fn mirror_diagonal_block<T: Real>(out: &SharedOut<T>, i0: usize, rows: usize, stream: bool) {
+    const MIRROR_BAND: usize = 16;
+    let arch = kernels::arch();
+    let mut r0 = 0;
+    while r0 < rows {
+        let r1 = (r0 + MIRROR_BAND).min(rows);
+        if r1 < rows {
+            // SAFETY: rows r0..r1 x columns r1..rows and rows r1..rows x columns r0..r1 of the
+            // block are disjoint (one is right of the band's square, the other below it), and
+            // inside the block (caller's contract); no other view is alive.
+            let (right, mut below) = unsafe {
+                (
+                    out.tile_mut(i0 + r0, i0 + r1, r1 - r0, rows - r1),
+                    out.tile_mut(i0 + r1, i0 + r0, rows - r1, r1 - r0),
+                )
+            };
+            kernels::transpose_into_on(arch, &right, &mut below, stream);
         }
-    });
+        // SAFETY: the band's diagonal square, inside the block; the views above are gone.
+        let mut sq = unsafe { out.tile_mut(i0 + r0, i0 + r0, r1 - r0, r1 - r0) };
+        for i in 1..r1 - r0 {
+            for j in 0..i {
+                let v = sq.row(j)[i];
+                sq.row_mut(i)[j] = v;
+            }
+        }
+        r0 = r1;
+    }
 }
 
 /// Sets the diagonal of a diagonal block to its exact value where it is known exactly: 1 for
@@ -537,7 +661,16 @@ pub(crate) fn assemble_cross<T: Real>(
         let (i0, j0) = (bi * tile, bj * tile);
         let (rows, cols) = (tile.min(n - i0), tile.min(m - j0));
         // SAFETY: each block index b is handled by one task; blocks are disjoint and inside out.
-        unsafe { compute_block(&plan, (x, y), (i0, rows), (j0, cols), &shared, false) };
+        unsafe {
+            compute_block(
+                &plan,
+                (x, y),
+                (i0, rows),
+                (j0, cols),
+                (&shared, (i0, j0)),
+                false,
+            )
+        };
     });
 }
 
@@ -566,7 +699,16 @@ pub(crate) fn assemble_cross_planned<T: Real>(
         let (rows, cols) = (row_tile.min(n - i0), col_tile.min(m - j0));
         // SAFETY: each block index b is handled by one call; blocks are disjoint and inside
         // `out` (n x m, alive for the whole function).
-        unsafe { compute_block(plan, (x, y), (i0, rows), (j0, cols), &shared, false) };
+        unsafe {
+            compute_block(
+                plan,
+                (x, y),
+                (i0, rows),
+                (j0, cols),
+                (&shared, (i0, j0)),
+                false,
+            )
+        };
     };
     if nti * ntj == 1 {
         one(0);

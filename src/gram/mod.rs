@@ -13,7 +13,7 @@ mod side;
 mod spec;
 
 pub use analysis::{kernel_target_alignment, median_heuristic_gamma};
-pub use assemble::{cross_gram, gram, GramOptions};
+pub use assemble::{cross_gram, gram, gram_into, GramOptions};
 pub use combine::{combine, combine_into};
 pub(crate) use input::check_finite_matrix;
 pub use kpca::{fisher_criterion, kernel_pca, KernelPca};

@@ -1,0 +1,115 @@
+//! `gram_into` (K(X, X) into a caller's buffer) and the large-K path of the symmetric
+//! assembly: from 32 MB of output on, both halves of K go out through non-temporal stores
+//! (`STREAM_MIRROR_BYTES` in src/gram/assemble.rs). Both must give exactly `gram`'s bits.
+
+use mmfuse::gram::{gram, gram_into, GramOptions, Kernel};
+use mmfuse::util::SplitMix64;
+use mmfuse::{Error, Matrix};
+
+fn data(n: usize, d: usize, seed: u64) -> Matrix<f32> {
+    let mut rng = SplitMix64::new(seed);
+    let v = (0..n * d)
+        .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
+        .collect();
+    Matrix::from_vec(n, d, v).unwrap()
+}
+
+#[test]
+fn gram_into_equals_gram_bitwise_for_every_kernel_and_overwrites_everything() {
+    let x = data(301, 7, 1); // off the tile (256) and vector widths
+    let opts = GramOptions::with_threads(2);
+    for spec in ["linear", "poly", "rbf", "laplacian", "sigmoid", "cosine"] {
+        let kernel: Kernel = spec.parse().unwrap();
+        let k = gram(x.as_mat_ref(), &kernel, &opts).unwrap();
+        let mut out = vec![f32::NAN; 301 * 301];
+        gram_into(x.as_mat_ref(), &kernel, &opts, &mut out).unwrap();
+        let same = out
+            .iter()
+            .zip(k.as_slice())
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{spec}: gram_into differs from gram");
+    }
+}
+
+#[test]
+fn gram_into_errors_leave_the_output_untouched() {
+    let x = data(10, 3, 2);
+    let opts = GramOptions::default();
+    let mut short = vec![7.0f32; 99];
+    let e = gram_into(x.as_mat_ref(), &Kernel::rbf(0.5), &opts, &mut short).unwrap_err();
+    assert!(matches!(e, Error::Shape(_)), "{e}");
+    assert!(e.to_string().contains("10 x 10"), "{e}");
+    assert!(short.iter().all(|&v| v == 7.0));
+    let mut bad = x.clone();
+    bad.as_mut_slice()[4] = f32::NAN;
+    let mut out = vec![7.0f32; 100];
+    assert!(gram_into(bad.as_mat_ref(), &Kernel::rbf(0.5), &opts, &mut out).is_err());
+    let no_tile = GramOptions {
+        tile: 0,
+        threads: None,
+    };
+    assert!(gram_into(x.as_mat_ref(), &Kernel::rbf(0.5), &no_tile, &mut out).is_err());
+    assert!(
+        out.iter().all(|&v| v == 7.0),
+        "an error wrote into the output"
+    );
+}
+
+/// n = 2900 f32 is 33.6 MB of K: the streamed path. Exactly symmetric, unit diagonal, each
+/// sampled entry within the rbf bound of an f64 evaluation, equal to `gram_into`'s bits, and
+/// the same for 1 and 2 threads.
+#[test]
+fn large_k_goes_through_streaming_stores_exactly() {
+    let (n, d) = (2900, 5);
+    let x = data(n, d, 3);
+    let kernel = Kernel::rbf(0.5);
+    let k2 = gram(x.as_mat_ref(), &kernel, &GramOptions::with_threads(2)).unwrap();
+    let k1 = gram(x.as_mat_ref(), &kernel, &GramOptions::with_threads(1)).unwrap();
+    assert!(k1
+        .as_slice()
+        .iter()
+        .zip(k2.as_slice())
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    let mut out = vec![0.0f32; n * n];
+    gram_into(
+        x.as_mat_ref(),
+        &kernel,
+        &GramOptions::with_threads(2),
+        &mut out,
+    )
+    .unwrap();
+    assert!(out
+        .iter()
+        .zip(k2.as_slice())
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    let s = k2.as_slice();
+    for i in 0..n {
+        assert_eq!(s[i * n + i], 1.0);
+    }
+    let mut rng = SplitMix64::new(9);
+    for _ in 0..20_000 {
+        let (i, j) = (
+            (rng.next_u64() % n as u64) as usize,
+            (rng.next_u64() % n as u64) as usize,
+        );
+        assert_eq!(s[i * n + j].to_bits(), s[j * n + i].to_bits(), "({i}, {j})");
+        let xi = &x.as_slice()[i * d..(i + 1) * d];
+        let xj = &x.as_slice()[j * d..(j + 1) * d];
+        let t: f64 = xi
+            .iter()
+            .zip(xj)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum();
+        let exact = (-0.5 * t).exp();
+        // The module's bound, 8 (d + 4) u a + 2 ulp, with a = 0.5 t and u = 2^-24.
+        let a = 0.5 * t;
+        let bound = exact * 8.0 * (d as f64 + 4.0) * (f32::EPSILON as f64 / 2.0) * a
+            + 2.0 * f32::EPSILON as f64 * exact.max(f32::MIN_POSITIVE as f64);
+        let err = (s[i * n + j] as f64 - exact).abs();
+        assert!(
+            err <= bound * 1.01,
+            "({i}, {j}): {} vs {exact}, err {err:e} > {bound:e}",
+            s[i * n + j]
+        );
+    }
+}
