@@ -126,6 +126,21 @@ impl<T: Real> Matrix<T> {
         Ok(Matrix { nrows, ncols, data })
     }
 
+    /// A zero matrix to fill (with [`crate::gram::gram_into`], say), checked against the
+    /// memory cap ([`crate::limits`]) and with an allocator refusal as an error, never an
+    /// abort; `what` names it in the error. Large buffers come fresh from the OS, unzeroed
+    /// and untouched until written.
+    ///
+    /// ```
+    /// let m = mmfuse::Matrix::<f32>::try_zeros(2, 3, "a scratch matrix")?;
+    /// assert_eq!(m.as_slice(), &[0.0; 6]);
+    /// assert!(mmfuse::Matrix::<f64>::try_zeros(usize::MAX, 2, "K").is_err());
+    /// # Ok::<(), mmfuse::Error>(())
+    /// ```
+    pub fn try_zeros(nrows: usize, ncols: usize, what: &str) -> Result<Self> {
+        Self::try_zeros_for_output(nrows, ncols, what)
+    }
+
     /// Copies any faer view (whatever its strides) into a row-major matrix.
     pub fn from_mat_ref(view: MatRef<'_, T>) -> Self {
         let (nrows, ncols) = (view.nrows(), view.ncols());

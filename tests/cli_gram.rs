@@ -154,6 +154,22 @@ fn gram_rbf_matches_library() {
         names(dir.path()),
         ["K.npy", "X.npy"].map(String::from).into()
     );
+    // Small tiles: the file is written in five row blocks as they complete, with the same bits.
+    ok(&[
+        "gram",
+        "--input",
+        p(&x_path),
+        "--gamma",
+        "0.5",
+        "--tile",
+        "8",
+        "--threads",
+        "2",
+        "--out",
+        p(&out),
+    ]);
+    let (_, _, tiled) = read_out(&out);
+    assert_same(&tiled, &k, "rbf in row blocks of 8");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! `gram_into` (K(X, X) into a caller's buffer) and the large-K path of the symmetric
 //! assembly: from 32 MB of output on, both halves of K go out through non-temporal stores
-//! (`STREAM_MIRROR_BYTES` in src/gram/assemble.rs). Both must give exactly `gram`'s bits.
+//! (`STREAM_MIRROR_BYTES` in src/gram/assemble.rs); and `gram_into_streaming`, which hands the
+//! rows over as they complete. All must give exactly `gram`'s bits.
 
-use mmfuse::gram::{gram, gram_into, GramOptions, Kernel};
+use mmfuse::gram::{gram, gram_into, gram_into_streaming, GramOptions, Kernel};
 use mmfuse::util::SplitMix64;
 use mmfuse::{Error, Matrix};
 
@@ -112,4 +113,100 @@ fn large_k_goes_through_streaming_stores_exactly() {
             s[i * n + j]
         );
     }
+}
+
+/// `gram_into_streaming` hands over every row once, in order, as whole rows, with `gram`'s
+/// bits, for any tile (one or many row blocks, a ragged last one) and thread count.
+#[test]
+fn streaming_hands_over_all_rows_in_order_with_grams_bits() {
+    let x = data(203, 9, 4);
+    for spec in ["rbf", "laplacian", "cosine"] {
+        let kernel: Kernel = spec.parse().unwrap();
+        for (tile, threads) in [(256, 2), (16, 1), (16, 2), (7, 2)] {
+            let opts = GramOptions {
+                tile,
+                threads: Some(threads),
+            };
+            let k = gram(x.as_mat_ref(), &kernel, &opts).unwrap();
+            let mut out = vec![f32::NAN; 203 * 203];
+            let mut seen: Vec<f32> = Vec::new();
+            let mut calls = 0;
+            gram_into_streaming(x.as_mat_ref(), &kernel, &opts, &mut out, |first, rows| {
+                assert_eq!(
+                    first * 203,
+                    seen.len(),
+                    "{spec} tile {tile}: rows out of order"
+                );
+                assert_eq!(rows.len() % 203, 0, "{spec} tile {tile}: not whole rows");
+                seen.extend_from_slice(rows);
+                calls += 1;
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(calls, 203usize.div_ceil(tile), "{spec} tile {tile}");
+            let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&seen),
+                bits(k.as_slice()),
+                "{spec} tile {tile}: handed rows"
+            );
+            assert_eq!(bits(&out), bits(k.as_slice()), "{spec} tile {tile}: output");
+        }
+    }
+}
+
+/// An error from the consumer stops the assembly and is returned as it was; errors found
+/// before the assembly never call the consumer and leave the output untouched.
+#[test]
+fn streaming_stops_on_the_consumers_error_and_checks_first() {
+    let x = data(200, 5, 5);
+    let opts = GramOptions {
+        tile: 10,
+        threads: Some(2),
+    };
+    let mut out = vec![0.0f32; 200 * 200];
+    let mut calls = 0;
+    let e = gram_into_streaming(
+        x.as_mat_ref(),
+        &Kernel::rbf(0.5),
+        &opts,
+        &mut out,
+        |_, _| {
+            calls += 1;
+            Err(Error::param("consumer", "refused"))
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("refused"), "{e}");
+    assert_eq!(calls, 1, "the consumer is not called again after its error");
+
+    let mut short = vec![7.0f32; 5];
+    let mut called = false;
+    let e = gram_into_streaming(
+        x.as_mat_ref(),
+        &Kernel::Linear,
+        &opts,
+        &mut short,
+        |_, _| {
+            called = true;
+            Ok(())
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Shape(_)), "{e}");
+    let mut bad = x.clone();
+    bad.as_mut_slice()[17] = f32::INFINITY;
+    let mut out = vec![7.0f32; 200 * 200];
+    assert!(gram_into_streaming(
+        bad.as_mat_ref(),
+        &Kernel::Linear,
+        &opts,
+        &mut out,
+        |_, _| {
+            called = true;
+            Ok(())
+        }
+    )
+    .is_err());
+    assert!(!called && out.iter().all(|&v| v == 7.0) && short.iter().all(|&v| v == 7.0));
 }

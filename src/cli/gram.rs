@@ -3,9 +3,10 @@
 use clap::{Args, ValueEnum};
 use mmfuse::error::{Error, Result};
 use mmfuse::gram::{
-    cross_gram, gram, self_similarities, GramOptions, Kernel, Normalization, TrainStats,
+    cross_gram, gram, gram_into_streaming, self_similarities, GramOptions, Kernel, Normalization,
+    TrainStats,
 };
-use mmfuse::io::{read_matrix_dyn, write_matrix_npy, DynMatrix};
+use mmfuse::io::{read_matrix_dyn, write_matrix_npy, write_matrix_npy_rows, DynMatrix};
 use mmfuse::matrix::Matrix;
 use mmfuse::scalar::Real;
 use std::path::PathBuf;
@@ -168,6 +169,17 @@ fn compute<T: Real>(
     opts: &GramOptions,
     a: &GramArgs,
 ) -> Result<()> {
+    if y.is_none() && how == Normalization::None {
+        // Rows go to the file as they complete, overlapping the writing (and the disk's
+        // fsync) with the rest of the assembly.
+        let n = x.nrows();
+        let mut k = Matrix::<T>::try_zeros(n, n, "the Gram matrix K(X, X)")?;
+        return write_matrix_npy_rows::<T>(&a.out, n, n, |sink| {
+            gram_into_streaming(x.as_mat_ref(), kernel, opts, k.as_mut_slice(), |_, rows| {
+                sink(rows)
+            })
+        });
+    }
     let k = match &y {
         None => {
             let mut k = gram(x.as_mat_ref(), kernel, opts)?;

@@ -36,6 +36,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 use mmfuse_kernels::{self as kernels, Epilogue, TileMut};
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Tuning and threading of an assembly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,18 +137,21 @@ pub fn gram_into<T: Real>(
     opts: &GramOptions,
     out: &mut [T],
 ) -> Result<()> {
-    let n = x.nrows();
-    let want = n.checked_mul(n);
-    if want != Some(out.len()) {
-        return Err(Error::Shape(format!(
-            "the output of K(X, X) for {n} points needs {n} x {n} elements, got {}",
-            out.len()
-        )));
-    }
+    check_gram_out(x.nrows(), out.len())?;
     let rows = rows_of(x, "X")?;
     let kernel = kernel.resolve(rows.d)?;
     opts.validate()?;
     gram_rows_into(&rows, &kernel, opts, out)
+}
+
+/// Checks that an output of `len` elements holds K(X, X) for `n` points.
+pub(crate) fn check_gram_out(n: usize, len: usize) -> Result<()> {
+    if n.checked_mul(n) != Some(len) {
+        return Err(Error::Shape(format!(
+            "the output of K(X, X) for {n} points needs {n} x {n} elements, got {len}"
+        )));
+    }
+    Ok(())
 }
 
 /// K(X, X) of checked rows and a resolved kernel into `out` (n * n).
@@ -519,19 +523,61 @@ pub(crate) fn assemble_symmetric<T: Real>(
     tile: usize,
     out: &mut [T],
 ) {
+    assert_eq!(out.len(), x.n * x.n);
+    // SAFETY: `out` is n * n elements, exclusively borrowed for the call.
+    unsafe { assemble_symmetric_raw(x, kernel, tile, out.as_mut_ptr(), None) }
+}
+
+/// Who is told when rows of K(X, X) are final, and asked whether to stop
+/// ([`assemble_symmetric_raw`]).
+pub(crate) struct RowWatch<'a> {
+    /// Called with a row block's index `bi` (rows `bi * tile..`) once no task writes to those
+    /// rows again; from a worker thread, each block once, in no particular order.
+    pub done: &'a (dyn Fn(usize) + Sync),
+    /// Once set, tasks claim no new blocks: the assembly returns early with K incomplete.
+    pub stop: &'a AtomicBool,
+}
+
+/// [`assemble_symmetric`] into the n x n matrix at `out`, telling `watch` which row blocks are
+/// final as they complete.
+///
+/// Blocks (bi, bj), bi <= bj, are claimed from one counter in row-major order, so row blocks
+/// complete roughly in order (row block b needs its own blocks (b, b..) and the mirrors of
+/// (..b, b)); which thread computes a block does not change it, so K is bitwise the same for
+/// any number of threads and any schedule.
+///
+/// # Safety
+/// `out` must be valid for reads and writes of n * n elements for the call, and nothing else
+/// may access them during it except reads of a row block after `watch.done` reported it.
+pub(crate) unsafe fn assemble_symmetric_raw<T: Real>(
+    x: Operand<'_, T>,
+    kernel: &Kernel,
+    tile: usize,
+    out: *mut T,
+    watch: Option<&RowWatch<'_>>,
+) {
     let n = x.n;
-    assert_eq!(out.len(), n * n);
     let plan = plan_for(kernel, x, None);
     let nt = n.div_ceil(tile);
     let blocks: Vec<(usize, usize)> = (0..nt)
         .flat_map(|bi| (bi..nt).map(move |bj| (bi, bj)))
         .collect();
-    let shared = SharedOut {
-        ptr: out.as_mut_ptr(),
-        ld: n,
-    };
+    let shared = SharedOut { ptr: out, ld: n };
     let arch = kernels::arch();
-    let stream = std::mem::size_of_val(out) >= STREAM_MIRROR_BYTES;
+    let stream = n * n * std::mem::size_of::<T>() >= STREAM_MIRROR_BYTES;
+    // Row block b is final after nt blocks: its own (b, b..nt) and the mirrors of (0..b, b).
+    let pending: Vec<AtomicUsize> = (0..nt).map(|_| AtomicUsize::new(nt)).collect();
+    let finished = |b: usize| {
+        // AcqRel: the last task to finish a row block has seen every other task's writes to it
+        // (and their streaming stores, fenced by the copy kernels) before it reports.
+        if pending[b].fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(w) = watch {
+                (w.done)(b);
+            }
+        }
+    };
+    let next = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().clamp(1, blocks.len().max(1));
     // Each task computes its block into a contiguous scratch tile, not in place: K's rows are
     // n elements apart, and for n a multiple of a large power of two (4096 f32: 16 KB) every
     // row of an in-place tile falls into the same few sets of the L2 cache (by the set
@@ -540,9 +586,15 @@ pub(crate) fn assemble_symmetric<T: Real>(
     // 8192 x 64 (README, "Gram at the limit"). From the scratch,
     // the block goes to K twice, as itself and transposed into its mirror, both with
     // streaming stores when K is large (see STREAM_MIRROR_BYTES).
-    blocks.par_iter().for_each_init(
-        || vec![T::ZERO; tile * tile],
-        |scratch, &(bi, bj)| {
+    (0..workers).into_par_iter().for_each(|_| {
+        let mut scratch = vec![T::ZERO; tile * tile];
+        loop {
+            if watch.is_some_and(|w| w.stop.load(Ordering::Relaxed)) {
+                return;
+            }
+            let Some(&(bi, bj)) = blocks.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                return;
+            };
             let (i0, j0) = (bi * tile, bj * tile);
             let (rows, cols) = (tile.min(n - i0), tile.min(n - j0));
             let local = SharedOut {
@@ -550,8 +602,7 @@ pub(crate) fn assemble_symmetric<T: Real>(
                 ld: cols,
             };
             // SAFETY: the scratch holds tile * tile >= rows * cols elements, row stride cols,
-            // and belongs to this task alone (for_each_init: one per rayon job, used by one
-            // thread at a time).
+            // and belongs to this worker alone.
             unsafe {
                 compute_block(
                     &plan,
@@ -572,18 +623,21 @@ pub(crate) fn assemble_symmetric<T: Real>(
             // SAFETY: as above; no other view of the scratch is alive.
             let block = unsafe { local.tile_mut(0, 0, rows, cols) };
             // SAFETY: block (bi, bj) with bi <= bj, and its mirror (bj, bi), are touched by
-            // this task only: the list holds each upper block once, and mirrors of distinct
-            // upper blocks are distinct lower blocks. Both lie inside the n x n matrix `out`,
-            // alive for the call.
+            // this worker only: the counter hands out each upper block once, and mirrors of
+            // distinct upper blocks are distinct lower blocks. Both lie inside the n x n matrix
+            // at `out` (caller's contract), whose row blocks are read by others only once
+            // reported final, i.e. after this worker's last write to them.
             let mut upper = unsafe { shared.tile_mut(i0, j0, rows, cols) };
             kernels::copy_tile_on(arch, &block, &mut upper, stream);
             if bi != bj {
                 // SAFETY: as above; the mirror does not overlap `upper` (bi != bj).
                 let mut lower = unsafe { shared.tile_mut(j0, i0, cols, rows) };
                 kernels::transpose_into_on(arch, &block, &mut lower, stream);
+                finished(bj);
             }
-        },
-    );
+            finished(bi);
+        }
+    });
 }
 
 /// From this size of K on, both halves are written with non-temporal stores: K is then

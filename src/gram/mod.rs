@@ -11,6 +11,7 @@ mod normalize;
 mod rows;
 mod side;
 mod spec;
+mod stream;
 
 pub use analysis::{kernel_target_alignment, median_heuristic_gamma};
 pub use assemble::{cross_gram, gram, gram_into, GramOptions};
@@ -21,3 +22,4 @@ pub use normalize::{normalized_gram, self_similarities, Normalization, TrainStat
 pub use rows::{CombinedRows, KernelRows, RowSource};
 pub use side::PreparedData;
 pub use spec::{Kernel, DEFAULT_COEF0, DEFAULT_DEGREE};
+pub use stream::gram_into_streaming;

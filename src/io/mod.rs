@@ -6,12 +6,14 @@
 //!   `np.savez_compressed`), with a bound on decompressed sizes.
 //! - [`read_csv`]: numeric text tables.
 //! - [`read_matrix`] / [`read_matrix_dyn`]: one matrix from any of these, chosen by extension.
+//! - [`write_matrix_npy_rows`]: a `.npy` matrix written while its rows are being computed.
 //! - [`write_atomic`]: every writer goes through it; a failed write never leaves a partial file.
 
 pub mod atomic;
 pub mod csv;
 pub mod npy;
 mod npy_header;
+mod npy_rows;
 pub mod npz;
 
 use std::io::Read;
@@ -23,6 +25,7 @@ pub use npy::{
     encode_npy, parse_npy, read_npy, write_matrix_npy, write_npy, write_npy_array, NpyArray,
     NpyArrayRef, NpyData, NpyDataRef, NpyElement,
 };
+pub use npy_rows::write_matrix_npy_rows;
 pub use npz::{
     encode_npz, parse_npz, parse_npz_with_limit, read_npz, read_npz_with_limit, write_npz,
     DEFAULT_NPZ_LIMIT,

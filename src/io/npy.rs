@@ -877,7 +877,7 @@ pub(super) fn parse_descr(d: &str) -> std::result::Result<Kind, String> {
 
 /// The header (magic through the final `'\n'`) exactly as `np.save` writes it: the dict with
 /// sorted keys, numpy's 21-digit growth padding, spaces up to a multiple of 64 bytes.
-fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
+pub(crate) fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
     let shape_repr = match shape {
         [] => "()".to_string(),
         [n] => format!("({n},)"),
