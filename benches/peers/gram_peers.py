@@ -6,9 +6,11 @@ For each case the script writes X (uniform in [-1, 1), seeded) to an .npy file, 
   - PyTorch's hand-written exp(-gamma * clamp(|x|^2 + |y|^2 - 2 X X^T, 0)) (rbf), X X^T (linear),
     both allocating and in place into a preallocated output (the faster of the two is reported),
   - mmfuse (`mmfuse bench gram --input X.npy --json`, which also times faer's plain GEMM),
-each as the median of several runs after a warm-up, with 2 threads everywhere, and prints a
-table with the ratios peer_time / mmfuse_time (> 1: mmfuse is faster). `--json` prints one JSON
-object per case instead.
+each as the median of several runs after a warm-up, with 2 threads everywhere, in rounds that
+alternate the sides, and prints a table of medians over the rounds with their ranges and the
+ratios peer_time / mmfuse_time (> 1: mmfuse is faster): scikit-learn against mmfuse's
+allocating `gram`, PyTorch's faster variant against mmfuse into a reused output (`gram_into`,
+as the in-place PyTorch variant reuses its output). `--json` prints one JSON object per case.
 
 Set-up (once; nothing is committed):
     python3 -m venv target/peers-venv
@@ -47,6 +49,7 @@ CASES = [
     ("linear", "f32", 4096, 300),
     ("laplacian", "f32", 4096, 300),
     ("rbf", "f32", 8192, 64),
+    ("rbf", "f64", 8192, 64),
 ]
 
 
@@ -145,7 +148,8 @@ def blas_info():
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", default=DEFAULT_BIN, help="mmfuse binary (cargo build --release)")
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=int, default=5, help="timed runs per side per round")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quick", action="store_true", help="small shapes (smoke test)")
     args = p.parse_args()
@@ -168,37 +172,67 @@ def main():
             path = os.path.join(tmp, f"x_{n}_{d}_{dtype}.npy")
             np.save(path, x)
             gamma = 1.0 / d
-            ours = mmfuse_time(args.bin, path, kernel, dtype, args.runs)
-            sk = median_time(sklearn_fn(kernel, x, gamma), args.runs)
-            th = median_time(torch_fn(kernel, x, gamma), args.runs) if have_torch else None
-            # The strongest PyTorch variant counts: the in-place one where there is one.
-            inplace = torch_inplace_fn(kernel, x, gamma) if have_torch else None
-            if inplace is not None:
-                th = min(th, median_time(inplace, args.runs))
+            sides = {"sklearn": sklearn_fn(kernel, x, gamma)}
+            if have_torch:
+                sides["torch"] = torch_fn(kernel, x, gamma)
+                inplace = torch_inplace_fn(kernel, x, gamma)
+                if inplace is not None:
+                    sides["torch_inplace"] = inplace
+            # Rounds alternate the sides (mmfuse first in even rounds, last in odd ones); each
+            # round gives one median per side, and the table shows the median over the rounds
+            # with their range.
+            per = {k: [] for k in ["mmfuse", "mmfuse_into", "gemm", "half_gemm", *sides]}
+            isa = None
+            for r in range(args.rounds):
+                def ours():
+                    o = mmfuse_time(args.bin, path, kernel, dtype, args.runs)
+                    per["mmfuse"].append(o["seconds"])
+                    per["mmfuse_into"].append(o.get("into_seconds") or o["seconds"])
+                    per["gemm"].append(o["gemm_seconds"])
+                    per["half_gemm"].append(o.get("half_gemm_seconds") or float("nan"))
+                    return o.get("isa")
+                order = [None, *sides] if r % 2 == 0 else [*sides, None]
+                for side in order:
+                    if side is None:
+                        isa = ours()
+                    else:
+                        per[side].append(median_time(sides[side], args.runs))
+            med = {k: statistics.median(v) for k, v in per.items() if v}
+            rng_ = {k: (min(v), max(v)) for k, v in per.items() if v}
+            torch_best = min((med[k] for k in ("torch", "torch_inplace") if k in med), default=None)
             row = {
-                "kernel": kernel, "dtype": dtype, "n": n, "d": d, "threads": THREADS,
-                "mmfuse_seconds": ours["seconds"], "mmfuse_gflops": ours["gflops"],
-                "faer_gemm_seconds": ours["gemm_seconds"], "ratio_vs_gemm": ours["ratio_vs_gemm"],
-                "faer_half_gemm_seconds": ours.get("half_gemm_seconds"),
-                "fraction_of_limit": ours.get("fraction_of_limit"), "isa": ours.get("isa"),
-                "sklearn_seconds": sk, "speedup_vs_sklearn": sk / ours["seconds"],
-                "torch_seconds": th, "speedup_vs_torch": (th / ours["seconds"]) if th else None,
+                "kernel": kernel, "dtype": dtype, "n": n, "d": d, "threads": THREADS, "isa": isa,
+                "rounds": args.rounds, "runs_per_round": args.runs,
+                "mmfuse_seconds": med["mmfuse"], "mmfuse_range": rng_["mmfuse"],
+                "mmfuse_into_seconds": med["mmfuse_into"], "mmfuse_into_range": rng_["mmfuse_into"],
+                "faer_gemm_seconds": med["gemm"], "faer_half_gemm_seconds": med["half_gemm"],
+                "fraction_of_limit": med["half_gemm"] / med["mmfuse_into"],
+                "sklearn_seconds": med["sklearn"], "sklearn_range": rng_["sklearn"],
+                "speedup_vs_sklearn": med["sklearn"] / med["mmfuse"],
+                "torch_seconds": med.get("torch"), "torch_range": rng_.get("torch"),
+                "torch_inplace_seconds": med.get("torch_inplace"),
+                "torch_inplace_range": rng_.get("torch_inplace"),
+                # Strongest against strongest: PyTorch's faster variant against ours into a
+                # reused output (the in-place PyTorch variant reuses its output too).
+                "speedup_vs_torch": (torch_best / med["mmfuse_into"]) if torch_best else None,
             }
             rows.append(row)
             if args.json:
                 print(json.dumps(row), flush=True)
     if not args.json:
-        print("| kernel | dtype | n | d | isa | mmfuse s | faer GEMM s | ratio_vs_gemm | faer half GEMM s | fraction_of_limit | sklearn s | x sklearn | torch s | x torch |")
+        def ms(v, r):
+            return f"{v * 1e3:.1f} ({r[0] * 1e3:.1f}-{r[1] * 1e3:.1f})" if v is not None else "-"
+        print("| kernel | dtype | n | d | isa | mmfuse ms | into reused ms | faer half GEMM ms | fraction_of_limit | sklearn ms | x sklearn | torch ms | torch in place ms | x torch |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            ts = f"{r['torch_seconds']:.4f}" if r["torch_seconds"] else "-"
             tx = f"{r['speedup_vs_torch']:.2f}" if r["speedup_vs_torch"] else "-"
-            half = r["faer_half_gemm_seconds"]
-            print(f"| {r['kernel']} | {r['dtype']} | {r['n']} | {r['d']} | {r['isa']} | {r['mmfuse_seconds']:.4f} | "
-                  f"{r['faer_gemm_seconds']:.4f} | {r['ratio_vs_gemm']:.2f} | "
-                  f"{half:.4f} | {r['fraction_of_limit']:.2f} | {r['sklearn_seconds']:.4f} | "
-                  f"{r['speedup_vs_sklearn']:.2f} | {ts} | {tx} |")
-
+            print(f"| {r['kernel']} | {r['dtype']} | {r['n']} | {r['d']} | {r['isa']} | "
+                  f"{ms(r['mmfuse_seconds'], r['mmfuse_range'])} | "
+                  f"{ms(r['mmfuse_into_seconds'], r['mmfuse_into_range'])} | "
+                  f"{r['faer_half_gemm_seconds'] * 1e3:.1f} | {r['fraction_of_limit']:.2f} | "
+                  f"{ms(r['sklearn_seconds'], r['sklearn_range'])} | {r['speedup_vs_sklearn']:.2f} | "
+                  f"{ms(r['torch_seconds'], r['torch_range'])} | "
+                  f"{ms(r['torch_inplace_seconds'], r['torch_inplace_range'])} | {tx} |")
 
 if __name__ == "__main__":
     main()
