@@ -78,6 +78,16 @@ impl<'a, T> TileMut<'a, T> {
         self.ncols
     }
 
+    /// Elements from the start of one row to the start of the next.
+    pub fn row_stride(&self) -> usize {
+        self.row_stride
+    }
+
+    /// Address of the first element (for alignment decisions; not for access).
+    pub fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
     /// Row `i`.
     ///
     /// # Panics

@@ -145,9 +145,17 @@ mod x86 {
     ) {
         let w = T::W;
         let (m, n) = (src.nrows(), src.ncols());
-        let (m_sq, n_sq) = (m - m % w, n - n % w);
+        // Streamed, the bands start where the destination's lines do (the first `head`
+        // source rows, up to the first line boundary, go through the scalar loop): a band's
+        // 64-byte runs then fill whole lines, which the write-combining buffers send out
+        // whole, instead of every run straddling two lines whose halves are written by two
+        // bands far apart in time.
+        let head = if stream { line_head(dst).min(m) } else { 0 };
+        let m_sq = head + (m - head) / w * w;
+        let n_sq = n - n % w;
+        scalar_region(src, dst, 0..head, 0..n);
         let band = SQUARES_PER_BAND * w;
-        let mut i0 = 0;
+        let mut i0 = head;
         while i0 < m_sq {
             let rows_here = if i0 + band <= m_sq { band } else { w };
             // Fetched once per band; at most 2 W = 16 rows. (No closure calls an intrinsic.)
@@ -164,13 +172,27 @@ mod x86 {
             }
             i0 += rows_here;
         }
-        scalar_region(src, dst, 0..m_sq, n_sq..n);
+        scalar_region(src, dst, head..m_sq, n_sq..n);
         scalar_region(src, dst, m_sq..m, 0..n);
         if stream {
             // Non-temporal stores are weakly ordered: fence them before the caller (or another
             // thread, after the caller's synchronisation) reads the destination.
             simd.sse._mm_sfence();
         }
+    }
+
+    /// Elements from the start of `dst`'s rows to their first 64-byte line boundary, when
+    /// every row has the same offset within its lines (the row stride a whole number of
+    /// lines); 0 otherwise.
+    #[inline(always)]
+    fn line_head<T>(dst: &TileMut<'_, T>) -> usize {
+        const LINE: usize = 64;
+        let size = core::mem::size_of::<T>();
+        let addr = dst.addr();
+        if dst.nrows() > 1 && (dst.row_stride() * size) % LINE != 0 || addr % size != 0 {
+            return 0;
+        }
+        (LINE - addr % LINE) % LINE / size
     }
 
     /// `row[j..j + 8]` (safe: a bounds-checked array, reinterpreted by value).

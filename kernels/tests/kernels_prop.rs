@@ -699,6 +699,11 @@ fn extreme_case<T: Prec>(sh: &Shape, k: i32) -> Result<(), String> {
 /// `transpose_into_on` (plain and streamed) and `copy_tile_on` on every instruction set
 /// against a naive transpose / copy, bit for bit, padding untouched, source unmodified.
 fn transpose_case<T: Prec>(sh: &Shape, dst_pad: usize) -> Result<(), String> {
+    transpose_case_at::<T>(sh, dst_pad, 3 - sh.lead)
+}
+
+/// [`transpose_case`] with the destinations starting `dst_lead` elements into their buffers.
+fn transpose_case_at<T: Prec>(sh: &Shape, dst_pad: usize, dst_lead: usize) -> Result<(), String> {
     let (m, n) = (sh.nrows, sh.ncols);
     let mut rng = Rng(sh.seed);
     let mut src = TileBuf::new(m, n, sh.pad, sh.lead, |_, _| T::from_f64(rng.sym() * 100.0));
@@ -706,8 +711,8 @@ fn transpose_case<T: Prec>(sh: &Shape, dst_pad: usize) -> Result<(), String> {
     for arch in available_isas() {
         for stream in [false, true] {
             let what = format!("{} {} stream={stream}", T::NAME, isa_name(arch));
-            let mut dst = TileBuf::new(n, m, dst_pad, 3 - sh.lead, |_, _| T::from_f64(-777.0));
-            let mut copy = TileBuf::new(m, n, dst_pad, 3 - sh.lead, |_, _| T::from_f64(-777.0));
+            let mut dst = TileBuf::new(n, m, dst_pad, dst_lead, |_, _| T::from_f64(-777.0));
+            let mut copy = TileBuf::new(m, n, dst_pad, dst_lead, |_, _| T::from_f64(-777.0));
             {
                 let s = src.tile();
                 transpose_into_on(arch, &s, &mut dst.tile(), stream);
@@ -741,7 +746,7 @@ fn transpose_case<T: Prec>(sh: &Shape, dst_pad: usize) -> Result<(), String> {
         }
     }
     // The plain reference twin agrees too.
-    let mut dst = TileBuf::new(n, m, dst_pad, 3 - sh.lead, |_, _| T::from_f64(-777.0));
+    let mut dst = TileBuf::new(n, m, dst_pad, dst_lead, |_, _| T::from_f64(-777.0));
     {
         let s = src.tile();
         reference::transpose_into(&s, &mut dst.tile());
@@ -754,6 +759,33 @@ fn transpose_case<T: Prec>(sh: &Shape, dst_pad: usize) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Destination rows a whole number of 64-byte lines apart, at every offset within a line: the
+/// streamed transpose then starts its bands at the first line boundary (the rows before it
+/// through the scalar loop), for any number of source rows, fewer than the head included.
+#[test]
+fn transpose_with_line_multiple_strides_at_every_offset() {
+    for m in [1usize, 3, 8, 11, 12, 16, 17, 29, 40] {
+        for n in [1usize, 7, 8, 20] {
+            let sh = Shape {
+                nrows: m,
+                ncols: n,
+                d: 0,
+                pad: 1,
+                lead: 0,
+                seed: (m * 100 + n) as u64,
+            };
+            for extra_lines in 0..2 {
+                for lead in 0..16 {
+                    let pad32 = (16 - m % 16) % 16 + 16 * extra_lines;
+                    transpose_case_at::<f32>(&sh, pad32, lead).unwrap();
+                    let pad64 = (8 - m % 8) % 8 + 8 * extra_lines;
+                    transpose_case_at::<f64>(&sh, pad64, lead % 8).unwrap();
+                }
+            }
+        }
+    }
 }
 
 proptest! {
