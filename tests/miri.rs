@@ -1,11 +1,11 @@
-//! The engine's own `unsafe` (the shared output pointer of the tiled assembly, borrowing
-//! contiguous faer views as slices) on tiny inputs with tiny tiles, so that Miri checks every
+//! The engine's own `unsafe` (the shared output pointer of the tiled assembly and of its
+//! streamed hand-over, borrowing contiguous faer views as slices) on tiny inputs with tiny tiles, so that Miri checks every
 //! tile, mirror and edge case:
 //! `MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-ignore-leaks" cargo +nightly miri test --test miri`.
 //! (Tree borrows and ignored leaks because of rayon's crossbeam-epoch, which violates stacked
 //! borrows inside its own code and leaks its thread-pool state at exit.)
 
-use mmfuse::gram::{cross_gram, gram, GramOptions, Kernel};
+use mmfuse::gram::{cross_gram, gram, gram_into_streaming, GramOptions, Kernel};
 use mmfuse::Matrix;
 
 fn data(n: usize, d: usize, seed: f64) -> Matrix<f64> {
@@ -38,6 +38,28 @@ fn tiled_symmetric_and_cross_assembly() {
         let kc = cross_gram(x.as_mat_ref(), y.as_mat_ref(), &kernel, &opts).expect("cross");
         assert_eq!(kc.shape(), (5, 4));
     }
+}
+
+/// The streamed hand-over: the caller reads finished row blocks through the output's base
+/// pointer while the workers still write other blocks through it.
+#[test]
+fn streamed_rows_are_read_while_other_blocks_are_written() {
+    let x = data(7, 2, 3.0);
+    let opts = GramOptions {
+        tile: 2,
+        threads: Some(2),
+    };
+    let kernel = Kernel::rbf(0.5);
+    let want = gram(x.as_mat_ref(), &kernel, &opts).expect("gram");
+    let mut out = vec![0.0; 49];
+    let mut seen = Vec::new();
+    gram_into_streaming(x.as_mat_ref(), &kernel, &opts, &mut out, |_, rows| {
+        seen.extend_from_slice(rows);
+        Ok(())
+    })
+    .expect("streamed");
+    assert_eq!(&seen[..], want.as_slice());
+    assert_eq!(&out[..], want.as_slice());
 }
 
 #[test]
