@@ -1,8 +1,8 @@
 //! Gram tile epilogues: turn a tile of inner products (or L1 distances) into kernel values, in
 //! place, while the tile is still in cache.
 
-use crate::exp::{exp_vec, tanh_vec, ExpConsts, ExpPoly};
-use crate::simd::Lanes;
+use crate::exp::{exp_vec, exp_vec_nonpositive, tanh_vec, ExpConsts, ExpPoly};
+use crate::simd::{Float, Lanes};
 use crate::tile::TileMut;
 use pulp::Simd;
 
@@ -68,6 +68,10 @@ pub(crate) fn apply_tile<S: Simd, T: ExpPoly<S> + ExpConsts>(
         assert_eq!(row_aux.len(), tile.nrows(), "row_aux length");
         assert_eq!(col_aux.len(), tile.ncols(), "col_aux length");
     }
+    let rbf_in_range = match *ep {
+        Epilogue::Rbf { gamma } => rbf_exponents_in_range(gamma, row_aux, col_aux),
+        _ => false,
+    };
     for i in 0..tile.nrows() {
         let row = tile.row_mut(i);
         match *ep {
@@ -86,7 +90,9 @@ pub(crate) fn apply_tile<S: Simd, T: ExpPoly<S> + ExpConsts>(
                 },
             ),
             Epilogue::Sigmoid { gamma, coef0 } => map_row(s, row, SigmoidOp { gamma, coef0 }),
-            Epilogue::Rbf { gamma } => rbf_row::<S, T>(s, row, row_aux[i], col_aux, gamma),
+            Epilogue::Rbf { gamma } => {
+                rbf_row::<S, T>(s, row, row_aux[i], col_aux, gamma, rbf_in_range)
+            }
             Epilogue::Cosine => cosine_row::<S, T>(s, row, row_aux[i], col_aux),
             Epilogue::ExpNeg { gamma } => map_row(s, row, ExpNegOp { neg_gamma: -gamma }),
         }
@@ -195,7 +201,20 @@ fn map_row<S: Simd, T: Lanes<S>, F: VecMap<S, T>>(s: S, row: &mut [T], f: F) {
     }
 }
 
-/// exp(-gamma max(0, rn + cn - 2 g)) for one register.
+/// Whether every exponent `-gamma max(0, r_i + c_j - 2 g_ij)` of a tile is provably in the
+/// domain of [`exp_vec_nonpositive`], from the norms alone: `|g| <= sqrt(r c) <= (r + c) / 2`
+/// (Cauchy-Schwarz), so the squared distance is at most `2 (r + c)`; computed, at most a factor
+/// `1 + gamma_d + 3u` more (the GEMM's and the norms' rounding), which the margin of 2 covers
+/// for any d below 1e7 in f32. Typical data (gamma = 1/d, points within a few spreads of their
+/// mean) give a bound of a few units, far inside; narrow kernels fall back to the full exp.
+fn rbf_exponents_in_range<T: ExpConsts + Float>(gamma: T, row_aux: &[T], col_aux: &[T]) -> bool {
+    let max = |v: &[T]| v.iter().fold(0.0f64, |m, x| m.max(x.to_f64()));
+    let bound = 2.0 * gamma.to_f64() * (max(row_aux) + max(col_aux));
+    bound.is_finite() && bound <= 0.5 * -T::NORMAL_MIN_ARG.to_f64()
+}
+
+/// exp(-gamma max(0, rn + cn - 2 g)) for one register; `in_range`: the exponent is known to
+/// lie in the domain of [`exp_vec_nonpositive`] (same bits, fewer operations).
 #[inline(always)]
 fn rbf_vec<S: Simd, T: ExpPoly<S> + ExpConsts>(
     s: S,
@@ -203,6 +222,7 @@ fn rbf_vec<S: Simd, T: ExpPoly<S> + ExpConsts>(
     cn: T::Vec<S>,
     rn: T::Vec<S>,
     neg_gamma: T::Vec<S>,
+    in_range: bool,
 ) -> T::Vec<S> {
     // squared distance, clamped at 0 against cancellation: |x|^2 + |y|^2 - 2 <x, y>
     let d2 = T::vmax(
@@ -210,11 +230,33 @@ fn rbf_vec<S: Simd, T: ExpPoly<S> + ExpConsts>(
         T::vfma(s, g, T::splat(s, T::from_f64(-2.0)), T::vadd(s, rn, cn)),
         T::splat(s, T::ZERO),
     );
-    exp_vec::<S, T>(s, T::vmul(s, d2, neg_gamma))
+    let x = T::vmul(s, d2, neg_gamma);
+    if in_range {
+        exp_vec_nonpositive::<S, T>(s, x)
+    } else {
+        exp_vec::<S, T>(s, x)
+    }
 }
 
 #[inline(always)]
 fn rbf_row<S: Simd, T: ExpPoly<S> + ExpConsts>(
+    s: S,
+    row: &mut [T],
+    row_norm: T,
+    col_norms: &[T],
+    gamma: T,
+    in_range: bool,
+) {
+    // The test is hoisted: one loop per case, each with a branch-free body.
+    if in_range {
+        rbf_row_loop::<S, T, true>(s, row, row_norm, col_norms, gamma);
+    } else {
+        rbf_row_loop::<S, T, false>(s, row, row_norm, col_norms, gamma);
+    }
+}
+
+#[inline(always)]
+fn rbf_row_loop<S: Simd, T: ExpPoly<S> + ExpConsts, const IN_RANGE: bool>(
     s: S,
     row: &mut [T],
     row_norm: T,
@@ -226,7 +268,7 @@ fn rbf_row<S: Simd, T: ExpPoly<S> + ExpConsts>(
     let (head, tail) = T::as_mut_simd(row);
     let (cn_head, cn_tail) = T::as_simd(col_norms);
     for (v, cn) in head.iter_mut().zip(cn_head) {
-        *v = rbf_vec::<S, T>(s, *v, *cn, rn, neg_gamma);
+        *v = rbf_vec::<S, T>(s, *v, *cn, rn, neg_gamma, IN_RANGE);
     }
     if !tail.is_empty() {
         let v = rbf_vec::<S, T>(
@@ -235,6 +277,7 @@ fn rbf_row<S: Simd, T: ExpPoly<S> + ExpConsts>(
             T::load_partial(s, cn_tail),
             rn,
             neg_gamma,
+            IN_RANGE,
         );
         T::store_partial(s, tail, v);
     }
@@ -268,4 +311,96 @@ pub(crate) fn exp_slice<S: Simd, T: ExpPoly<S> + ExpConsts>(s: S, x: &mut [T]) {
 #[inline(always)]
 pub(crate) fn tanh_slice<S: Simd, T: ExpPoly<S> + ExpConsts>(s: S, x: &mut [T]) {
     map_row(s, x, TanhOp);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulp::WithSimd;
+
+    /// Both exps over `xs`, on one instruction set: (full, non-positive fast path).
+    struct BothExps<'a, T>(&'a [T]);
+    macro_rules! both_exps {
+        ($t:ty) => {
+            impl WithSimd for BothExps<'_, $t> {
+                type Output = (Vec<$t>, Vec<$t>);
+                #[inline(always)]
+                fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+                    let lanes = <$t as Lanes<S>>::LANES;
+                    let mut full = Vec::with_capacity(self.0.len());
+                    let mut fast = Vec::with_capacity(self.0.len());
+                    for chunk in self.0.chunks(lanes) {
+                        let x = <$t as Lanes<S>>::load_partial(s, chunk);
+                        let mut a = vec![0.0; chunk.len()];
+                        let mut b = vec![0.0; chunk.len()];
+                        <$t as Lanes<S>>::store_partial(s, &mut a, exp_vec::<S, $t>(s, x));
+                        let y = exp_vec_nonpositive::<S, $t>(s, x);
+                        <$t as Lanes<S>>::store_partial(s, &mut b, y);
+                        full.extend(a);
+                        fast.extend(b);
+                    }
+                    (full, fast)
+                }
+            }
+        };
+    }
+    both_exps!(f32);
+    both_exps!(f64);
+
+    fn same_bits<T: Float>(lo: f64, count: usize)
+    where
+        for<'a> BothExps<'a, T>: WithSimd<Output = (Vec<T>, Vec<T>)>,
+    {
+        // A dense sweep of [lo, 0], both ends and signed zero included.
+        let mut xs: Vec<T> = (0..=count)
+            .map(|k| T::from_f64(lo * k as f64 / count as f64))
+            .collect();
+        xs.extend([T::from_f64(lo), T::from_f64(-0.0), T::from_f64(-1e-30)]);
+        for arch in crate::available_isas() {
+            let (full, fast) = arch.dispatch(BothExps(&xs));
+            for ((x, a), b) in xs.iter().zip(&full).zip(&fast) {
+                assert_eq!(
+                    a.to_f64().to_bits(),
+                    b.to_f64().to_bits(),
+                    "{arch:?}: exp({}) = {} (full) but {} (fast)",
+                    x.to_f64(),
+                    a.to_f64(),
+                    b.to_f64()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nonpositive_exp_is_bitwise_the_full_exp_on_its_domain() {
+        same_bits::<f32>(f32::NORMAL_MIN_ARG as f64, 400_000);
+        same_bits::<f64>(f64::NORMAL_MIN_ARG, 400_000);
+    }
+
+    /// The rbf epilogue with and without the fast path gives the same bits, and the range test
+    /// takes the fast path for ordinary data and refuses it for narrow kernels.
+    #[test]
+    fn rbf_fast_path_is_taken_when_proven_and_changes_no_bit() {
+        struct Rows<'a>(&'a mut [f32], f32, &'a [f32], f32, bool);
+        impl WithSimd for Rows<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn with_simd<S: Simd>(self, s: S) {
+                rbf_row::<S, f32>(s, self.0, self.1, self.2, self.3, self.4)
+            }
+        }
+        let cols: Vec<f32> = (0..37).map(|j| 0.5 + j as f32 * 0.37).collect();
+        let g: Vec<f32> = (0..37).map(|j| (j as f32 * 0.7).sin() * 2.0).collect();
+        let (r, gamma) = (3.0f32, 0.2f32);
+        assert!(rbf_exponents_in_range(gamma, &[r], &cols));
+        assert!(!rbf_exponents_in_range(100.0f32, &[r], &cols));
+        assert!(!rbf_exponents_in_range(gamma, &[f32::INFINITY], &cols));
+        for arch in crate::available_isas() {
+            let (mut a, mut b) = (g.clone(), g.clone());
+            arch.dispatch(Rows(&mut a, r, &cols, gamma, false));
+            arch.dispatch(Rows(&mut b, r, &cols, gamma, true));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "{arch:?}");
+        }
+    }
 }

@@ -36,6 +36,9 @@ pub(crate) trait ExpConsts: Sized {
     const MAX_ARG: Self;
     /// Below this exp(x) rounds to +0.
     const MIN_ARG: Self;
+    /// From this x on, `n = round(x log2 e)` has `2^n` normal (f32: -87 > -126 ln 2; f64:
+    /// -708 > -1022 ln 2): the domain of [`exp_vec_nonpositive`].
+    const NORMAL_MIN_ARG: Self;
 }
 
 impl ExpConsts for f32 {
@@ -44,6 +47,7 @@ impl ExpConsts for f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     const MAX_ARG: f32 = 88.722_83;
     const MIN_ARG: f32 = -103.972_08;
+    const NORMAL_MIN_ARG: f32 = -87.0;
 }
 
 impl ExpConsts for f64 {
@@ -52,6 +56,7 @@ impl ExpConsts for f64 {
     const LN2_LO: f64 = 1.428_606_820_309_417_232_12e-6;
     const MAX_ARG: f64 = 709.782_712_893_384;
     const MIN_ARG: f64 = -745.133_219_101_941_2;
+    const NORMAL_MIN_ARG: f64 = -708.0;
 }
 
 /// `e^r` for `|r| <= ln2 / 2` (plus a little slack), per type.
@@ -163,6 +168,24 @@ pub(crate) fn exp_vec<S: Simd, T: ExpPoly<S> + ExpConsts>(s: S, x: T::Vec<S>) ->
         y,
     );
     T::select(s, T::is_not_nan(s, x), y, x)
+}
+
+/// [`exp_vec`] for arguments known to lie in `[T::NORMAL_MIN_ARG, 0]` (no NaN): the same bits,
+/// with about 40 % fewer operations. There the clamps and the special-case selects of
+/// `exp_vec` change nothing, and its two-factor scaling `(y 2^n1) 2^n2` equals `y 2^n`: `y =
+/// e^r` is in [0.7, 1.42], so `y 2^n1` (n1 = round(n / 2) >= -63) is normal and exact, and
+/// both forms round the same exact product `y 2^n` once (`2^n` itself is normal here).
+/// Outside the domain the result is wrong, not merely less accurate: callers must prove it.
+#[inline(always)]
+pub(crate) fn exp_vec_nonpositive<S: Simd, T: ExpPoly<S> + ExpConsts>(
+    s: S,
+    x: T::Vec<S>,
+) -> T::Vec<S> {
+    let n = T::round(s, T::vmul(s, x, T::splat(s, T::LOG2E)));
+    let neg_n = T::vsub(s, T::splat(s, T::ZERO), n);
+    let r = T::vfma(s, neg_n, T::splat(s, T::LN2_HI), x);
+    let r = T::vfma(s, neg_n, T::splat(s, T::LN2_LO), r);
+    T::vmul(s, T::exp_reduced(s, r), T::exp2_int(s, n))
 }
 
 /// Vector tanh. See the module docs.
