@@ -23,17 +23,10 @@ import subprocess
 import sys
 import time
 
-THREADS = int(os.environ.get("PEER_THREADS", "2"))
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(THREADS)
-os.environ.pop("OPENBLAS_CORETYPE", None)
-os.environ.pop("OPENBLAS_L2_SIZE", None)
-
-import numpy as np  # noqa: E402
+# The thread pinning and BLAS environment of gram_peers.py (set there before numpy loads),
+# and its ROOT and THREADS.
+from gram_peers import ROOT, THREADS, np  # noqa: E402
 from sklearn.metrics.pairwise import rbf_kernel  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def python_side(x_path, out, gamma, durable):
     t = time.perf_counter()
