@@ -366,6 +366,16 @@ pub(crate) fn x86_v3<S: Simd>(s: S) -> Option<pulp::x86::V3> {
     s.downcast_ref::<pulp::x86::V4>().map(|v4| **v4)
 }
 
+/// The AVX-512 token when the instruction set pulp dispatched to is `V4`, `None` otherwise:
+/// as [`x86_v3`], for the kernels with a path of their own on 512-bit registers.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn x86_v4<S: Simd>(s: S) -> Option<pulp::x86::V4> {
+    use core::any::Any;
+    let s: &dyn Any = &s;
+    s.downcast_ref::<pulp::x86::V4>().copied()
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use pulp::Arch;

@@ -766,8 +766,9 @@ fn transpose_case_at<T: Prec>(sh: &Shape, dst_pad: usize, dst_lead: usize) -> Re
 /// through the scalar loop), for any number of source rows, fewer than the head included.
 #[test]
 fn transpose_with_line_multiple_strides_at_every_offset() {
-    for m in [1usize, 3, 8, 11, 12, 16, 17, 29, 40] {
-        for n in [1usize, 7, 8, 20] {
+    // Up to three line-wide squares (AVX-512: 16 f32 / 8 f64) each way, with ragged edges.
+    for m in [1usize, 3, 8, 11, 12, 16, 17, 29, 40, 57] {
+        for n in [1usize, 7, 8, 20, 33, 48] {
             let sh = Shape {
                 nrows: m,
                 ncols: n,
