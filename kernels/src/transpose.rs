@@ -65,6 +65,16 @@ pub(crate) fn copy_tile<S: Simd, T: RegisterTranspose>(
     assert_eq!(dst.nrows(), src.nrows(), "copy: shape mismatch");
     assert_eq!(dst.ncols(), src.ncols(), "copy: shape mismatch");
     #[cfg(target_arch = "x86_64")]
+    if let Some(v4) = crate::simd::x86_v4(_s) {
+        if stream {
+            for i in 0..src.nrows() {
+                T::stream_row_lines(v4, src.row(i), dst.row_mut(i));
+            }
+            v4.sse._mm_sfence();
+            return;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
     if let Some(v3) = crate::simd::x86_v3(_s) {
         if stream {
             for i in 0..src.nrows() {
@@ -123,6 +133,11 @@ pub(crate) trait RegisterTranspose: Copy {
         at: usize,
         stream: bool,
     );
+    /// `dst = src` (same length): the elements up to `dst`'s first line boundary plainly,
+    /// then whole lines with one non-temporal 64-byte store each, the tail plainly (no fence:
+    /// the caller's).
+    #[cfg(target_arch = "x86_64")]
+    fn stream_row_lines(simd: pulp::x86::V4, src: &[Self], dst: &mut [Self]);
     /// Side of the AVX-512 square: one 64-byte line of elements (16 f32, 8 f64).
     #[cfg(target_arch = "x86_64")]
     const W_LINE: usize;
@@ -260,6 +275,18 @@ mod x86 {
         }
         scalar_region(src, dst, rows.start..m_sq, n_sq..cols.end);
         scalar_region(src, dst, m_sq..rows.end, cols);
+    }
+
+    /// Elements from `p` to its first 64-byte line boundary (0 when `p` is not aligned to
+    /// its element: then no store is ever line-aligned).
+    #[inline(always)]
+    fn line_head_of<T>(p: *const T) -> usize {
+        const LINE: usize = 64;
+        let (size, addr) = (core::mem::size_of::<T>(), p as usize);
+        if addr % size != 0 {
+            return 0;
+        }
+        (LINE - addr % LINE) % LINE / size
     }
 
     /// Elements from the start of `dst`'s rows to their first 64-byte line boundary, when
@@ -441,6 +468,20 @@ mod x86 {
         const W_LINE: usize = 16;
 
         #[inline(always)]
+        fn stream_row_lines(simd: V4, src: &[f32], dst: &mut [f32]) {
+            assert_eq!(src.len(), dst.len(), "copy: length mismatch");
+            let head = line_head_of(dst.as_ptr()).min(dst.len());
+            dst[..head].copy_from_slice(&src[..head]);
+            let full = head + (dst.len() - head) / 16 * 16;
+            let mut j = head;
+            while j < full {
+                store_line_f32(simd, &mut dst[j..], load_line_f32(src, j), true);
+                j += 16;
+            }
+            dst[full..].copy_from_slice(&src[full..]);
+        }
+
+        #[inline(always)]
         fn square_line(
             simd: V4,
             rows: &[&[f32]],
@@ -533,6 +574,20 @@ mod x86 {
         }
 
         const W_LINE: usize = 8;
+
+        #[inline(always)]
+        fn stream_row_lines(simd: V4, src: &[f64], dst: &mut [f64]) {
+            assert_eq!(src.len(), dst.len(), "copy: length mismatch");
+            let head = line_head_of(dst.as_ptr()).min(dst.len());
+            dst[..head].copy_from_slice(&src[..head]);
+            let full = head + (dst.len() - head) / 8 * 8;
+            let mut j = head;
+            while j < full {
+                store_line_f64(simd, &mut dst[j..], load_line_f64(src, j), true);
+                j += 8;
+            }
+            dst[full..].copy_from_slice(&src[full..]);
+        }
 
         #[inline(always)]
         fn square_line(
