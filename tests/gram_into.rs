@@ -210,3 +210,69 @@ fn streaming_stops_on_the_consumers_error_and_checks_first() {
     .is_err());
     assert!(!called && out.iter().all(|&v| v == 7.0) && short.iter().all(|&v| v == 7.0));
 }
+
+/// The O(n d) passes before an assembly (finiteness check, column means and deviations, the
+/// centred copy, norms) split over the pool from 2^16 input elements on (src/gram/par.rs):
+/// K is bitwise the same for 1, 2 and 3 threads on data that large, far from the origin (so
+/// the shift matters), and the first non-finite element reported is the same.
+#[test]
+fn parallel_prelude_changes_no_bit_and_reports_the_first_bad_element() {
+    let (n, d) = (700, 100); // 70,000 elements: above the split threshold
+    let mut x = data(n, d, 5);
+    for (q, v) in x.as_mut_slice().iter_mut().enumerate() {
+        *v += 40.0 + (q % d) as f32; // offset per column
+    }
+    let y = data(333, d, 6);
+    let x64 = Matrix::from_vec(n, d, x.as_slice().iter().map(|&v| f64::from(v)).collect()).unwrap();
+    for spec in ["rbf", "cosine", "linear"] {
+        let kernel: Kernel = spec.parse().unwrap();
+        let run = |t: usize| {
+            let o = GramOptions::with_threads(t);
+            (
+                gram(x.as_mat_ref(), &kernel, &o).unwrap(),
+                mmfuse::gram::cross_gram(y.as_mat_ref(), x.as_mat_ref(), &kernel, &o).unwrap(),
+                gram(x64.as_mat_ref(), &kernel, &o).unwrap(),
+            )
+        };
+        let one = run(1);
+        for t in [2, 3] {
+            let other = run(t);
+            let same32 = |a: &Matrix<f32>, b: &Matrix<f32>| {
+                a.as_slice()
+                    .iter()
+                    .zip(b.as_slice())
+                    .all(|(p, q)| p.to_bits() == q.to_bits())
+            };
+            assert!(
+                same32(&one.0, &other.0),
+                "{spec} gram f32: 1 and {t} threads differ"
+            );
+            assert!(
+                same32(&one.1, &other.1),
+                "{spec} cross_gram: 1 and {t} threads differ"
+            );
+            let same64 = one
+                .2
+                .as_slice()
+                .iter()
+                .zip(other.2.as_slice())
+                .all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same64, "{spec} gram f64: 1 and {t} threads differ");
+        }
+    }
+    let mut bad = x.clone();
+    bad.as_mut_slice()[650 * d + 37] = f32::NAN;
+    bad.as_mut_slice()[680 * d + 2] = f32::INFINITY;
+    for t in [1, 2] {
+        let e = gram(
+            bad.as_mat_ref(),
+            &Kernel::rbf(0.5),
+            &GramOptions::with_threads(t),
+        )
+        .unwrap_err();
+        match e {
+            Error::NonFinite { row, col, .. } => assert_eq!((row, col), (650, 37), "{t} threads"),
+            other => panic!("{t} threads: unexpected error {other}"),
+        }
+    }
+}

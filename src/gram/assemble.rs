@@ -103,13 +103,17 @@ impl GramOptions {
 /// ```
 pub fn gram<T: Real>(x: MatRef<'_, T>, kernel: &Kernel, opts: &GramOptions) -> Result<Matrix<T>> {
     let n = x.nrows();
-    // The input is checked before the n x n output is allocated (a bad input costs nothing).
-    let rows = rows_of(x, "X")?;
-    let kernel = kernel.resolve(rows.d)?;
     opts.validate()?;
-    let mut k = Matrix::try_zeros_for_output(n, n, "the Gram matrix K(X, X)")?;
-    gram_rows_into(&rows, &kernel, opts, k.as_mut_slice())?;
-    Ok(k)
+    // Everything, the O(n d) passes over the input included, on the requested threads.
+    opts.install(|| {
+        // The input is checked before the n x n output is allocated (a bad input costs
+        // nothing).
+        let rows = rows_of(x, "X")?;
+        let kernel = kernel.resolve(rows.d)?;
+        let mut k = Matrix::try_zeros_for_output(n, n, "the Gram matrix K(X, X)")?;
+        gram_rows_into(&rows, &kernel, opts, k.as_mut_slice())?;
+        Ok(k)
+    })?
 }
 
 /// [`gram`] into a caller's buffer: `out` (length n * n, row-major) receives K(X, X), every
@@ -138,10 +142,12 @@ pub fn gram_into<T: Real>(
     out: &mut [T],
 ) -> Result<()> {
     check_gram_out(x.nrows(), out.len())?;
-    let rows = rows_of(x, "X")?;
-    let kernel = kernel.resolve(rows.d)?;
     opts.validate()?;
-    gram_rows_into(&rows, &kernel, opts, out)
+    opts.install(|| {
+        let rows = rows_of(x, "X")?;
+        let kernel = kernel.resolve(rows.d)?;
+        gram_rows_into(&rows, &kernel, opts, out)
+    })?
 }
 
 /// Checks that an output of `len` elements holds K(X, X) for `n` points.
@@ -154,7 +160,8 @@ pub(crate) fn check_gram_out(n: usize, len: usize) -> Result<()> {
     Ok(())
 }
 
-/// K(X, X) of checked rows and a resolved kernel into `out` (n * n).
+/// K(X, X) of checked rows and a resolved kernel into `out` (n * n), on the current pool (the
+/// caller's `opts.install`).
 fn gram_rows_into<T: Real>(
     rows: &Rows<'_, T>,
     kernel: &Kernel,
@@ -163,7 +170,8 @@ fn gram_rows_into<T: Real>(
 ) -> Result<()> {
     let xc = centre_for(kernel, rows, rows, "X")?;
     let x = Operand::new(rows, xc.as_deref());
-    opts.install(|| assemble_symmetric(x, kernel, opts.tile, out))
+    assemble_symmetric(x, kernel, opts.tile, out);
+    Ok(())
 }
 
 /// K(X, Y): n x m, entry (i, j) = k(x_i, y_j). `gamma: None` resolves to 1/d.
@@ -188,26 +196,28 @@ pub fn cross_gram<T: Real>(
     kernel: &Kernel,
     opts: &GramOptions,
 ) -> Result<Matrix<T>> {
-    let xr = rows_of(x, "X")?;
-    let yr = rows_of(y, "Y")?;
-    if xr.d != yr.d {
-        return Err(Error::Shape(format!(
-            "X has {} features but Y has {}",
-            xr.d, yr.d
-        )));
-    }
-    let kernel = kernel.resolve(xr.d)?;
     opts.validate()?;
-    let mut k = Matrix::try_zeros_for_output(xr.n, yr.n, "the cross Gram matrix K(X, Y)")?;
-    // Both sides shifted by the column means of Y (see `super::centre`).
-    let yc = centre_for(&kernel, &yr, &yr, "Y")?;
-    let xc = centre_for(&kernel, &xr, &yr, "X")?;
-    let (x, y) = (
-        Operand::new(&xr, xc.as_deref()),
-        Operand::new(&yr, yc.as_deref()),
-    );
-    opts.install(|| assemble_cross(x, y, &kernel, opts.tile, k.as_mut_slice()))?;
-    Ok(k)
+    opts.install(|| {
+        let xr = rows_of(x, "X")?;
+        let yr = rows_of(y, "Y")?;
+        if xr.d != yr.d {
+            return Err(Error::Shape(format!(
+                "X has {} features but Y has {}",
+                xr.d, yr.d
+            )));
+        }
+        let kernel = kernel.resolve(xr.d)?;
+        let mut k = Matrix::try_zeros_for_output(xr.n, yr.n, "the cross Gram matrix K(X, Y)")?;
+        // Both sides shifted by the column means of Y (see `super::centre`).
+        let yc = centre_for(&kernel, &yr, &yr, "Y")?;
+        let xc = centre_for(&kernel, &xr, &yr, "X")?;
+        let (x, y) = (
+            Operand::new(&xr, xc.as_deref()),
+            Operand::new(&yr, yc.as_deref()),
+        );
+        assemble_cross(x, y, &kernel, opts.tile, k.as_mut_slice());
+        Ok(k)
+    })?
 }
 
 /// One side of a Gram matrix as the tiles read it: the rows of the data and, for rbf, the same
@@ -300,12 +310,21 @@ pub(crate) fn epilogue_of<T: Real>(kernel: &Kernel) -> Epilogue<T> {
 }
 
 /// Auxiliary per-point values the epilogue needs: squared norms (rbf), reciprocal norms
-/// (cosine, 0 for a zero row), nothing otherwise.
+/// (cosine, 0 for a zero row), nothing otherwise. Large data by row chunks in parallel on the
+/// current rayon pool (each norm the same however split: [`super::par`]).
 pub(crate) fn aux_of<T: Real>(kernel: &Kernel, data: &[T], n: usize, d: usize) -> Vec<T> {
     match kernel {
         Kernel::Rbf { .. } | Kernel::Cosine => {
             let mut norms = vec![T::ZERO; n];
-            kernels::sq_norms(data, d, &mut norms);
+            if super::par::worth_it(n * d) {
+                let rows = super::par::chunk_rows(d);
+                norms
+                    .par_chunks_mut(rows)
+                    .zip(data.par_chunks(rows * d))
+                    .for_each(|(out, x)| kernels::sq_norms(x, d, out));
+            } else {
+                kernels::sq_norms(data, d, &mut norms);
+            }
             if let Kernel::Cosine = kernel {
                 for v in &mut norms {
                     let s = v.to_f64();

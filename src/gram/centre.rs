@@ -46,21 +46,19 @@ use crate::scalar::Real;
 /// then the mean itself).
 pub(crate) fn shift_of<T: Real>(data: &[T], n: usize, d: usize) -> Vec<f64> {
     debug_assert_eq!(data.len(), n * d);
-    let mut mean = vec![0.0f64; d];
-    for row in data.chunks_exact(d) {
-        for (m, v) in mean.iter_mut().zip(row) {
+    let mut mean = column_sums(data, d, |acc, row, _| {
+        for (m, v) in acc.iter_mut().zip(row) {
             *m += v.to_f64();
         }
-    }
+    });
     for m in &mut mean {
         *m /= n as f64;
     }
-    let mut mad = vec![0.0f64; d];
-    for row in data.chunks_exact(d) {
-        for ((a, v), m) in mad.iter_mut().zip(row).zip(&mean) {
+    let mad = column_sums(data, d, |acc, row, k0| {
+        for ((a, v), m) in acc.iter_mut().zip(row).zip(&mean[k0..]) {
             *a += (v.to_f64() - m).abs();
         }
-    }
+    });
     mean.iter()
         .zip(&mad)
         .enumerate()
@@ -79,17 +77,66 @@ pub(crate) fn shift_of<T: Real>(data: &[T], n: usize, d: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Per-column sums over the rows of `data` (`d` columns, row-major), each column summed in
+/// row order: `add(acc, row, k0)` adds `row` (columns `k0..k0 + acc.len()` of one row) into
+/// `acc`. Large data is split by columns over the current rayon pool ([`super::par`]); a
+/// column's sum is the same however the columns are split.
+fn column_sums<T: Real>(
+    data: &[T],
+    d: usize,
+    add: impl Fn(&mut [f64], &[T], usize) + Sync,
+) -> Vec<f64> {
+    let mut sums = vec![0.0f64; d];
+    let block = if super::par::worth_it(data.len()) {
+        d.div_ceil(rayon::current_num_threads())
+    } else {
+        d
+    };
+    let one = |(b, acc): (usize, &mut [f64])| {
+        let k0 = b * block;
+        for row in data.chunks_exact(d) {
+            add(acc, &row[k0..k0 + acc.len()], k0);
+        }
+    };
+    if block < d {
+        use rayon::prelude::*;
+        sums.par_chunks_mut(block).enumerate().for_each(one);
+    } else {
+        one((0, &mut sums));
+    }
+    sums
+}
+
 /// `data - shift` (per column), each value computed in f64 and rounded once to T, in a new
-/// buffer checked against the memory cap (`what` names the operand in the error).
+/// buffer checked against the memory cap (`what` names the operand in the error). Large data
+/// is written by row chunks in parallel on the current rayon pool ([`super::par`]).
 pub(crate) fn centred<T: Real>(rows: &Rows<'_, T>, shift: &[f64], what: &str) -> Result<Vec<T>> {
     crate::limits::check_alloc::<T>(rows.n, rows.d, what)?;
-    let mut out = Vec::with_capacity(rows.n * rows.d);
-    for row in rows.data.chunks_exact(rows.d) {
-        out.extend(
-            row.iter()
-                .zip(shift)
-                .map(|(v, s)| T::from_f64(v.to_f64() - s)),
-        );
+    let (n, d) = (rows.n, rows.d);
+    // Every element below is written only if `shift` covers every column.
+    assert_eq!(shift.len(), d, "one shift per column");
+    let mut out: Vec<T> = Vec::with_capacity(n * d);
+    let fill = |(dst, src): (&mut [std::mem::MaybeUninit<T>], &[T])| {
+        for (orow, row) in dst.chunks_exact_mut(d).zip(src.chunks_exact(d)) {
+            for (o, (v, s)) in orow.iter_mut().zip(row.iter().zip(shift)) {
+                o.write(T::from_f64(v.to_f64() - s));
+            }
+        }
+    };
+    let chunk = super::par::chunk_rows(d) * d;
+    let spare = &mut out.spare_capacity_mut()[..n * d];
+    if super::par::worth_it(n * d) {
+        use rayon::prelude::*;
+        spare
+            .par_chunks_mut(chunk)
+            .zip(rows.data.par_chunks(chunk))
+            .for_each(fill);
+    } else {
+        fill((spare, &rows.data));
     }
+    // SAFETY: the first n * d elements were all written above: the chunks of `spare` and of
+    // the data (both n * d long, cut at the same multiples of d) pair up one to one, and
+    // `fill` writes every element of its chunk (whole rows of d, `shift` has d values).
+    unsafe { out.set_len(n * d) };
     Ok(out)
 }

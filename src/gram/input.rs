@@ -40,12 +40,29 @@ pub(crate) fn rows_of<'a, T: Real>(x: MatRef<'a, T>, what: &str) -> Result<Rows<
 }
 
 /// Errors on the first NaN or infinity in a row-major buffer with `d` columns.
+///
+/// The common case (all finite) is one branch-free pass per chunk (a fold the compiler
+/// vectorises, where a search for the first bad element would stop it), over the chunks in
+/// parallel on the current rayon pool for large data ([`super::par`]); the first bad element
+/// is then looked for in the first bad chunk only, so the error is the same however split.
 pub(crate) fn check_finite<T: Real>(data: &[T], d: usize, what: &str) -> Result<()> {
-    // The common case (all finite) is one pass with no branches taken.
-    if let Some(pos) = data
-        .iter()
-        .position(|v| !mmfuse_kernels::Float::to_f64(*v).is_finite())
-    {
+    const CHUNK: usize = 1 << 14;
+    let finite = |v: &T| mmfuse_kernels::Float::to_f64(*v).is_finite();
+    let has_bad = |c: &[T]| !c.iter().fold(true, |ok, v| ok & finite(v));
+    let first_bad_chunk = if super::par::worth_it(data.len()) {
+        use rayon::prelude::*;
+        data.par_chunks(CHUNK).position_first(has_bad)
+    } else {
+        data.chunks(CHUNK).position(has_bad)
+    };
+    if let Some(pos) = first_bad_chunk.map(|c| {
+        let start = c * CHUNK;
+        start
+            + data[start..]
+                .iter()
+                .position(|v| !finite(v))
+                .expect("the chunk has a non-finite element")
+    }) {
         return Err(Error::NonFinite {
             what: what.to_string(),
             row: pos / d.max(1),

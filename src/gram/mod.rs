@@ -8,6 +8,7 @@ mod combine;
 mod input;
 mod kpca;
 mod normalize;
+mod par;
 mod rows;
 mod side;
 mod spec;

@@ -94,12 +94,16 @@ impl<T: Real> KernelRows<T> {
         normalization: Normalization,
         opts: &GramOptions,
     ) -> Result<Self> {
-        let rows = rows_of(x, "X")?;
-        let kernel = kernel.resolve(rows.d)?;
         opts.validate()?;
-        let stats = TrainStats::from_data(x, &kernel, normalization, opts)?;
-        let self_sim = super::normalize::self_similarities(x, &kernel)?;
-        let xc = centre_for(&kernel, &rows, &rows, "X")?;
+        // The O(n d) passes over the input on the requested threads.
+        let (rows, kernel, stats, self_sim, xc) = opts.install(|| -> Result<_> {
+            let rows = rows_of(x, "X")?;
+            let kernel = kernel.resolve(rows.d)?;
+            let stats = TrainStats::from_data(x, &kernel, normalization, opts)?;
+            let self_sim = super::normalize::self_similarities(x, &kernel)?;
+            let xc = centre_for(&kernel, &rows, &rows, "X")?;
+            Ok((rows, kernel, stats, self_sim, xc))
+        })??;
         Ok(KernelRows {
             xc,
             x: rows.data.into_owned(),

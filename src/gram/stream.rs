@@ -55,10 +55,14 @@ pub fn gram_into_streaming<T: Real>(
 ) -> Result<()> {
     let n = x.nrows();
     check_gram_out(n, out.len())?;
-    let rows = rows_of(x, "X")?;
-    let kernel = kernel.resolve(rows.d)?;
     opts.validate()?;
-    let xc = centre_for(&kernel, &rows, &rows, "X")?;
+    // The O(n d) passes over the input on the requested threads too.
+    let (rows, kernel, xc) = opts.install(|| -> Result<_> {
+        let rows = rows_of(x, "X")?;
+        let kernel = kernel.resolve(rows.d)?;
+        let xc = centre_for(&kernel, &rows, &rows, "X")?;
+        Ok((rows, kernel, xc))
+    })??;
     let x = Operand::new(&rows, xc.as_deref());
     let tile = opts.tile;
     let nt = n.div_ceil(tile);
