@@ -133,6 +133,18 @@ pub(crate) trait RegisterTranspose: Copy {
         at: usize,
         stream: bool,
     );
+    /// Two squares, source rows `rows[..W]` and `rows[W..2 W]`, into `dst` columns
+    /// `at..at + 2 W`: each destination row's run of `2 W` (64 bytes) stored as its two
+    /// halves back to back.
+    #[cfg(target_arch = "x86_64")]
+    fn square_pair(
+        simd: pulp::x86::V3,
+        rows: &[&[Self]],
+        j: usize,
+        dst: &mut TileMut<'_, Self>,
+        at: usize,
+        stream: bool,
+    );
     /// `dst = src` (same length): the elements up to `dst`'s first line boundary plainly,
     /// then whole lines with one non-temporal 64-byte store each, the tail plainly (no fence:
     /// the caller's).
@@ -269,10 +281,10 @@ mod x86 {
                 // At most 2 W = 16 rows. (No closure calls an intrinsic.)
                 let band_rows: [&[T]; 16] =
                     core::array::from_fn(|k| if k < rows_here { src.row(i0 + k) } else { &[] });
-                let mut q = 0;
-                while q < rows_here {
-                    T::square(simd, &band_rows[q..q + w], j, dst, i0 + q, stream);
-                    q += w;
+                if rows_here == band {
+                    T::square_pair(simd, &band_rows[..band], j, dst, i0, stream);
+                } else {
+                    T::square(simd, &band_rows[..w], j, dst, i0, stream);
                 }
                 i0 += rows_here;
             }
@@ -401,6 +413,52 @@ mod x86 {
         }
     }
 
+    /// The `W x W` square `rows[k][j..j + W]` transposed: element `l` is column `j + l`.
+    #[inline(always)]
+    fn regs_f32(simd: V3, rows: &[&[f32]], j: usize) -> [__m256; 8] {
+        let avx = simd.avx;
+        let r = [
+            load_f32(rows[0], j),
+            load_f32(rows[1], j),
+            load_f32(rows[2], j),
+            load_f32(rows[3], j),
+            load_f32(rows[4], j),
+            load_f32(rows[5], j),
+            load_f32(rows[6], j),
+            load_f32(rows[7], j),
+        ];
+        // Pairs of rows interleaved: t0 = r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5].
+        let t0 = avx._mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = avx._mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = avx._mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = avx._mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = avx._mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = avx._mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = avx._mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = avx._mm256_unpackhi_ps(r[6], r[7]);
+        // Quadruples: u0 = column 0 of rows 0..4 | column 4 of rows 0..4.
+        let u0 = avx._mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = avx._mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = avx._mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = avx._mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = avx._mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = avx._mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = avx._mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = avx._mm256_shuffle_ps::<0xEE>(t5, t7);
+        // Halves joined: c[l] is column j + l of the square.
+        let c = [
+            avx._mm256_permute2f128_ps::<0x20>(u0, u4),
+            avx._mm256_permute2f128_ps::<0x20>(u1, u5),
+            avx._mm256_permute2f128_ps::<0x20>(u2, u6),
+            avx._mm256_permute2f128_ps::<0x20>(u3, u7),
+            avx._mm256_permute2f128_ps::<0x31>(u0, u4),
+            avx._mm256_permute2f128_ps::<0x31>(u1, u5),
+            avx._mm256_permute2f128_ps::<0x31>(u2, u6),
+            avx._mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        c
+    }
+
     impl RegisterTranspose for f32 {
         const W: usize = 8;
 
@@ -425,48 +483,26 @@ mod x86 {
             at: usize,
             stream: bool,
         ) {
-            let avx = simd.avx;
-            let r = [
-                load_f32(rows[0], j),
-                load_f32(rows[1], j),
-                load_f32(rows[2], j),
-                load_f32(rows[3], j),
-                load_f32(rows[4], j),
-                load_f32(rows[5], j),
-                load_f32(rows[6], j),
-                load_f32(rows[7], j),
-            ];
-            // Pairs of rows interleaved: t0 = r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5].
-            let t0 = avx._mm256_unpacklo_ps(r[0], r[1]);
-            let t1 = avx._mm256_unpackhi_ps(r[0], r[1]);
-            let t2 = avx._mm256_unpacklo_ps(r[2], r[3]);
-            let t3 = avx._mm256_unpackhi_ps(r[2], r[3]);
-            let t4 = avx._mm256_unpacklo_ps(r[4], r[5]);
-            let t5 = avx._mm256_unpackhi_ps(r[4], r[5]);
-            let t6 = avx._mm256_unpacklo_ps(r[6], r[7]);
-            let t7 = avx._mm256_unpackhi_ps(r[6], r[7]);
-            // Quadruples: u0 = column 0 of rows 0..4 | column 4 of rows 0..4.
-            let u0 = avx._mm256_shuffle_ps::<0x44>(t0, t2);
-            let u1 = avx._mm256_shuffle_ps::<0xEE>(t0, t2);
-            let u2 = avx._mm256_shuffle_ps::<0x44>(t1, t3);
-            let u3 = avx._mm256_shuffle_ps::<0xEE>(t1, t3);
-            let u4 = avx._mm256_shuffle_ps::<0x44>(t4, t6);
-            let u5 = avx._mm256_shuffle_ps::<0xEE>(t4, t6);
-            let u6 = avx._mm256_shuffle_ps::<0x44>(t5, t7);
-            let u7 = avx._mm256_shuffle_ps::<0xEE>(t5, t7);
-            // Halves joined: c[l] is column j + l of the square.
-            let c = [
-                avx._mm256_permute2f128_ps::<0x20>(u0, u4),
-                avx._mm256_permute2f128_ps::<0x20>(u1, u5),
-                avx._mm256_permute2f128_ps::<0x20>(u2, u6),
-                avx._mm256_permute2f128_ps::<0x20>(u3, u7),
-                avx._mm256_permute2f128_ps::<0x31>(u0, u4),
-                avx._mm256_permute2f128_ps::<0x31>(u1, u5),
-                avx._mm256_permute2f128_ps::<0x31>(u2, u6),
-                avx._mm256_permute2f128_ps::<0x31>(u3, u7),
-            ];
+            let c = regs_f32(simd, rows, j);
             for (l, &v) in c.iter().enumerate() {
                 store_f32(simd, &mut dst.row_mut(j + l)[at..], v, stream);
+            }
+        }
+
+        #[inline(always)]
+        fn square_pair(
+            simd: V3,
+            rows: &[&[f32]],
+            j: usize,
+            dst: &mut TileMut<'_, f32>,
+            at: usize,
+            stream: bool,
+        ) {
+            let (c0, c1) = (regs_f32(simd, &rows[..8], j), regs_f32(simd, &rows[8..], j));
+            for l in 0..8 {
+                let out = &mut dst.row_mut(j + l)[at..];
+                store_f32(simd, out, c0[l], stream);
+                store_f32(simd, &mut out[8..], c1[l], stream);
             }
         }
 
@@ -532,6 +568,29 @@ mod x86 {
         }
     }
 
+    /// The `W x W` square `rows[k][j..j + W]` transposed: element `l` is column `j + l`.
+    #[inline(always)]
+    fn regs_f64(simd: V3, rows: &[&[f64]], j: usize) -> [__m256d; 4] {
+        let avx = simd.avx;
+        let r = [
+            load_f64(rows[0], j),
+            load_f64(rows[1], j),
+            load_f64(rows[2], j),
+            load_f64(rows[3], j),
+        ];
+        let lo01 = avx._mm256_unpacklo_pd(r[0], r[1]); // r0[0] r1[0] r0[2] r1[2]
+        let hi01 = avx._mm256_unpackhi_pd(r[0], r[1]); // r0[1] r1[1] r0[3] r1[3]
+        let lo23 = avx._mm256_unpacklo_pd(r[2], r[3]);
+        let hi23 = avx._mm256_unpackhi_pd(r[2], r[3]);
+        let c = [
+            avx._mm256_permute2f128_pd::<0x20>(lo01, lo23),
+            avx._mm256_permute2f128_pd::<0x20>(hi01, hi23),
+            avx._mm256_permute2f128_pd::<0x31>(lo01, lo23),
+            avx._mm256_permute2f128_pd::<0x31>(hi01, hi23),
+        ];
+        c
+    }
+
     impl RegisterTranspose for f64 {
         const W: usize = 4;
 
@@ -556,25 +615,26 @@ mod x86 {
             at: usize,
             stream: bool,
         ) {
-            let avx = simd.avx;
-            let r = [
-                load_f64(rows[0], j),
-                load_f64(rows[1], j),
-                load_f64(rows[2], j),
-                load_f64(rows[3], j),
-            ];
-            let lo01 = avx._mm256_unpacklo_pd(r[0], r[1]); // r0[0] r1[0] r0[2] r1[2]
-            let hi01 = avx._mm256_unpackhi_pd(r[0], r[1]); // r0[1] r1[1] r0[3] r1[3]
-            let lo23 = avx._mm256_unpacklo_pd(r[2], r[3]);
-            let hi23 = avx._mm256_unpackhi_pd(r[2], r[3]);
-            let c = [
-                avx._mm256_permute2f128_pd::<0x20>(lo01, lo23),
-                avx._mm256_permute2f128_pd::<0x20>(hi01, hi23),
-                avx._mm256_permute2f128_pd::<0x31>(lo01, lo23),
-                avx._mm256_permute2f128_pd::<0x31>(hi01, hi23),
-            ];
+            let c = regs_f64(simd, rows, j);
             for (l, &v) in c.iter().enumerate() {
                 store_f64(simd, &mut dst.row_mut(j + l)[at..], v, stream);
+            }
+        }
+
+        #[inline(always)]
+        fn square_pair(
+            simd: V3,
+            rows: &[&[f64]],
+            j: usize,
+            dst: &mut TileMut<'_, f64>,
+            at: usize,
+            stream: bool,
+        ) {
+            let (c0, c1) = (regs_f64(simd, &rows[..4], j), regs_f64(simd, &rows[4..], j));
+            for l in 0..4 {
+                let out = &mut dst.row_mut(j + l)[at..];
+                store_f64(simd, out, c0[l], stream);
+                store_f64(simd, &mut out[4..], c1[l], stream);
             }
         }
 
