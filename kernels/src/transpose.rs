@@ -446,7 +446,7 @@ mod x86 {
         let u6 = avx._mm256_shuffle_ps::<0x44>(t5, t7);
         let u7 = avx._mm256_shuffle_ps::<0xEE>(t5, t7);
         // Halves joined: c[l] is column j + l of the square.
-        let c = [
+        [
             avx._mm256_permute2f128_ps::<0x20>(u0, u4),
             avx._mm256_permute2f128_ps::<0x20>(u1, u5),
             avx._mm256_permute2f128_ps::<0x20>(u2, u6),
@@ -455,8 +455,7 @@ mod x86 {
             avx._mm256_permute2f128_ps::<0x31>(u1, u5),
             avx._mm256_permute2f128_ps::<0x31>(u2, u6),
             avx._mm256_permute2f128_ps::<0x31>(u3, u7),
-        ];
-        c
+        ]
     }
 
     impl RegisterTranspose for f32 {
@@ -582,13 +581,12 @@ mod x86 {
         let hi01 = avx._mm256_unpackhi_pd(r[0], r[1]); // r0[1] r1[1] r0[3] r1[3]
         let lo23 = avx._mm256_unpacklo_pd(r[2], r[3]);
         let hi23 = avx._mm256_unpackhi_pd(r[2], r[3]);
-        let c = [
+        [
             avx._mm256_permute2f128_pd::<0x20>(lo01, lo23),
             avx._mm256_permute2f128_pd::<0x20>(hi01, hi23),
             avx._mm256_permute2f128_pd::<0x31>(lo01, lo23),
             avx._mm256_permute2f128_pd::<0x31>(hi01, hi23),
-        ];
-        c
+        ]
     }
 
     impl RegisterTranspose for f64 {
