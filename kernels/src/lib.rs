@@ -47,6 +47,7 @@
 //! and scalar paths, instead of being repeated before a `match` on `Arch`.
 #![warn(missing_docs)]
 
+mod columns;
 mod cp_block;
 mod distance;
 mod elementwise;
@@ -757,6 +758,71 @@ pub fn copy_tile_on<T: Float>(
     stream: bool,
 ) {
     arch.dispatch(CopyTileOp { src, dst, stream })
+}
+
+/// Column sums in f64 of row-major data with `d` columns: `acc[k] += data[i][k0 + k]` for
+/// every row i, in row order (the columns `k0..k0 + acc.len()`), on a given instruction set.
+/// Bitwise the same on every instruction set ([`reference::column_sums`]).
+///
+/// ```
+/// let data = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 rows x 3
+/// let mut acc = [0.0f64; 2];
+/// mmfuse_kernels::column_sums_on(mmfuse_kernels::arch(), &data, 3, 1, &mut acc);
+/// assert_eq!(acc, [7.0, 9.0]);
+/// ```
+///
+/// # Panics
+/// If `k0 + acc.len() > d` or `data.len()` is not a multiple of `d`.
+pub fn column_sums_on<T: Float>(arch: Arch, data: &[T], d: usize, k0: usize, acc: &mut [f64]) {
+    arch.dispatch(columns::ColumnSums {
+        data,
+        d,
+        k0,
+        mean: None,
+        acc,
+    })
+}
+
+/// As [`column_sums_on`] for the absolute deviations: `acc[k] += |data[i][k0 + k] -
+/// mean[k0 + k]|` (in f64), every row in order.
+///
+/// # Panics
+/// As [`column_sums_on`], and if `mean` has fewer than `k0 + acc.len()` values.
+pub fn column_abs_dev_sums_on<T: Float>(
+    arch: Arch,
+    data: &[T],
+    d: usize,
+    k0: usize,
+    mean: &[f64],
+    acc: &mut [f64],
+) {
+    arch.dispatch(columns::ColumnSums {
+        data,
+        d,
+        k0,
+        mean: Some(mean),
+        acc,
+    })
+}
+
+/// `out[i][k] = T(src[i][k] - shift[k])` for row-major rows of `shift.len()` columns, the
+/// difference computed in f64 and rounded once; every element of `out` is written. Bitwise the
+/// same on every instruction set ([`reference::centre_rows`]).
+///
+/// # Panics
+/// If `shift` is empty, the lengths differ, or they are not a multiple of `shift.len()`.
+pub fn centre_rows_on<T: Float>(
+    arch: Arch,
+    src: &[T],
+    shift: &[f64],
+    out: &mut [core::mem::MaybeUninit<T>],
+) {
+    arch.dispatch(columns::CentreRows { src, shift, out })
+}
+
+/// Whether every element of `data` is finite, in one branch-free pass.
+pub fn all_finite_on<T: Float>(arch: Arch, data: &[T]) -> bool {
+    arch.dispatch(columns::AllFinite { data })
 }
 
 /// Squared Euclidean norm of each row of `x` (`out.len()` rows of length `d`, row-major).

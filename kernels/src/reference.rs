@@ -550,3 +550,35 @@ pub fn transpose_into<T: Copy>(src: &TileMut<'_, T>, dst: &mut TileMut<'_, T>) {
         }
     }
 }
+
+/// [`crate::column_sums_on`] (with `mean: None`) and [`crate::column_abs_dev_sums_on`] by an
+/// element loop: column by column, each summed over the rows in order.
+pub fn column_sums<T: Float>(
+    data: &[T],
+    d: usize,
+    k0: usize,
+    mean: Option<&[f64]>,
+    acc: &mut [f64],
+) {
+    for (k, a) in acc.iter_mut().enumerate() {
+        for row in data.chunks_exact(d) {
+            let v = row[k0 + k].to_f64();
+            *a += match mean {
+                None => v,
+                Some(m) => (v - m[k0 + k]).abs(),
+            };
+        }
+    }
+}
+
+/// [`crate::centre_rows_on`] element by element.
+pub fn centre_rows<T: Float>(src: &[T], shift: &[f64], out: &mut [T]) {
+    for (q, (o, v)) in out.iter_mut().zip(src).enumerate() {
+        *o = T::from_f64(v.to_f64() - shift[q % shift.len()]);
+    }
+}
+
+/// [`crate::all_finite_on`] element by element.
+pub fn all_finite<T: Float>(data: &[T]) -> bool {
+    data.iter().all(|v| v.to_f64().is_finite())
+}

@@ -30,8 +30,9 @@
 //! `1 + 1e-9` (`SLACK`) to absorb the rounding of their own evaluation.
 
 use mmfuse_kernels::{
-    apply_epilogue_on, available_isas, copy_tile_on, isa_name, l1_distance_tile_on, pack_panel,
-    panel_width, reference, sq_norms_on, transpose_into_on, Arch, Epilogue, Float, TileMut,
+    all_finite_on, apply_epilogue_on, available_isas, centre_rows_on, column_abs_dev_sums_on,
+    column_sums_on, copy_tile_on, isa_name, l1_distance_tile_on, pack_panel, panel_width,
+    reference, sq_norms_on, transpose_into_on, Arch, Epilogue, Float, TileMut,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -789,6 +790,77 @@ fn transpose_with_line_multiple_strides_at_every_offset() {
     }
 }
 
+/// The column passes before an rbf assembly (`column_sums_on`, `column_abs_dev_sums_on`,
+/// `centre_rows_on`, `all_finite_on`) on every instruction set: bitwise their scalar twins
+/// (each column sums in row order, nothing fused), on a column range `k0..k0 + w` off the
+/// vector widths; the finiteness check with one NaN or infinity anywhere.
+fn columns_case<T: Prec>(sh: &Shape, k0: usize, bad: u64) -> Result<(), String> {
+    let (n, d) = (sh.nrows, sh.ncols);
+    let mut rng = Rng(sh.seed);
+    let data: Vec<T> = points(&mut rng, n, d, 3.0, 0)
+        .into_iter()
+        .map(|v: T| T::from_f64(v.to_f64() + 40.0))
+        .collect();
+    let k0 = k0 % d;
+    let w = d - k0;
+    let mean: Vec<f64> = (0..d).map(|k| 40.0 + k as f64 * 0.25).collect();
+    let shift: Vec<f64> = (0..d).map(|k| 39.5 + k as f64 * 0.125).collect();
+    let mut want_sum = vec![0.5f64; w];
+    reference::column_sums(&data, d, k0, None, &mut want_sum);
+    let mut want_dev = vec![0.0f64; w];
+    reference::column_sums(&data, d, k0, Some(&mean), &mut want_dev);
+    let mut want_centred = vec![T::ZERO; n * d];
+    reference::centre_rows(&data, &shift, &mut want_centred);
+    let mut bad_data = data.clone();
+    let at = (bad as usize) % (n * d);
+    bad_data[at] = T::from_f64(if bad % 2 == 0 {
+        f64::NAN
+    } else {
+        f64::NEG_INFINITY
+    });
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for arch in available_isas() {
+        let isa = isa_name(arch);
+        let mut sum = vec![0.5f64; w];
+        column_sums_on(arch, &data, d, k0, &mut sum);
+        if bits(&sum) != bits(&want_sum) {
+            return Err(format!(
+                "{} {isa} column_sums {n}x{d} k0 {k0} differ",
+                T::NAME
+            ));
+        }
+        let mut dev = vec![0.0f64; w];
+        column_abs_dev_sums_on(arch, &data, d, k0, &mean, &mut dev);
+        if bits(&dev) != bits(&want_dev) {
+            return Err(format!(
+                "{} {isa} column_abs_dev_sums {n}x{d} differ",
+                T::NAME
+            ));
+        }
+        let mut out = vec![core::mem::MaybeUninit::<T>::uninit(); n * d];
+        centre_rows_on(arch, &data, &shift, &mut out);
+        // SAFETY: centre_rows_on writes every element of `out` (its contract).
+        let out: Vec<T> = out
+            .into_iter()
+            .map(|v| unsafe { v.assume_init() })
+            .collect();
+        if out
+            .iter()
+            .zip(&want_centred)
+            .any(|(a, b)| a.to_f64().to_bits() != b.to_f64().to_bits())
+        {
+            return Err(format!("{} {isa} centre_rows {n}x{d} differ", T::NAME));
+        }
+        if !all_finite_on(arch, &data) || all_finite_on(arch, &bad_data) {
+            return Err(format!("{} {isa} all_finite wrong (bad at {at})", T::NAME));
+        }
+        if reference::all_finite(&bad_data) {
+            return Err("reference all_finite wrong".into());
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -854,6 +926,12 @@ proptest! {
     #[test]
     fn tiny_and_huge_magnitudes_f64(sh in shape(0, 300), k in prop_oneof![-540i32..=-480, 440i32..=500]) {
         run(extreme_case::<f64>(&sh, k))?;
+    }
+
+    #[test]
+    fn column_passes_match_twins(sh in shape(0, 0), k0 in 0usize..70, bad in any::<u64>()) {
+        run(columns_case::<f32>(&sh, k0, bad))?;
+        run(columns_case::<f64>(&sh, k0, bad))?;
     }
 
     #[test]

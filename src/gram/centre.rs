@@ -46,18 +46,15 @@ use crate::scalar::Real;
 /// then the mean itself).
 pub(crate) fn shift_of<T: Real>(data: &[T], n: usize, d: usize) -> Vec<f64> {
     debug_assert_eq!(data.len(), n * d);
-    let mut mean = column_sums(data, d, |acc, row, _| {
-        for (m, v) in acc.iter_mut().zip(row) {
-            *m += v.to_f64();
-        }
+    let arch = mmfuse_kernels::arch();
+    let mut mean = column_sums(data, d, |k0, acc| {
+        mmfuse_kernels::column_sums_on(arch, data, d, k0, acc)
     });
     for m in &mut mean {
         *m /= n as f64;
     }
-    let mad = column_sums(data, d, |acc, row, k0| {
-        for ((a, v), m) in acc.iter_mut().zip(row).zip(&mean[k0..]) {
-            *a += (v.to_f64() - m).abs();
-        }
+    let mad = column_sums(data, d, |k0, acc| {
+        mmfuse_kernels::column_abs_dev_sums_on(arch, data, d, k0, &mean, acc)
     });
     mean.iter()
         .zip(&mad)
@@ -78,31 +75,23 @@ pub(crate) fn shift_of<T: Real>(data: &[T], n: usize, d: usize) -> Vec<f64> {
 }
 
 /// Per-column sums over the rows of `data` (`d` columns, row-major), each column summed in
-/// row order: `add(acc, row, k0)` adds `row` (columns `k0..k0 + acc.len()` of one row) into
-/// `acc`. Large data is split by columns over the current rayon pool ([`super::par`]); a
-/// column's sum is the same however the columns are split.
-fn column_sums<T: Real>(
-    data: &[T],
-    d: usize,
-    add: impl Fn(&mut [f64], &[T], usize) + Sync,
-) -> Vec<f64> {
+/// row order by `add(k0, acc)` (the columns `k0..k0 + acc.len()`, a vector pass of
+/// mmfuse-kernels). Large data is split by columns over the current rayon pool
+/// ([`super::par`]); a column's sum is the same however the columns are split.
+fn column_sums<T: Real>(data: &[T], d: usize, add: impl Fn(usize, &mut [f64]) + Sync) -> Vec<f64> {
     let mut sums = vec![0.0f64; d];
     let block = if super::par::worth_it(data.len()) {
         d.div_ceil(rayon::current_num_threads())
     } else {
         d
     };
-    let one = |(b, acc): (usize, &mut [f64])| {
-        let k0 = b * block;
-        for row in data.chunks_exact(d) {
-            add(acc, &row[k0..k0 + acc.len()], k0);
-        }
-    };
     if block < d {
         use rayon::prelude::*;
-        sums.par_chunks_mut(block).enumerate().for_each(one);
+        sums.par_chunks_mut(block)
+            .enumerate()
+            .for_each(|(b, acc)| add(b * block, acc));
     } else {
-        one((0, &mut sums));
+        add(0, &mut sums);
     }
     sums
 }
@@ -116,12 +105,9 @@ pub(crate) fn centred<T: Real>(rows: &Rows<'_, T>, shift: &[f64], what: &str) ->
     // Every element below is written only if `shift` covers every column.
     assert_eq!(shift.len(), d, "one shift per column");
     let mut out: Vec<T> = Vec::with_capacity(n * d);
+    let arch = mmfuse_kernels::arch();
     let fill = |(dst, src): (&mut [std::mem::MaybeUninit<T>], &[T])| {
-        for (orow, row) in dst.chunks_exact_mut(d).zip(src.chunks_exact(d)) {
-            for (o, (v, s)) in orow.iter_mut().zip(row.iter().zip(shift)) {
-                o.write(T::from_f64(v.to_f64() - s));
-            }
-        }
+        mmfuse_kernels::centre_rows_on(arch, src, shift, dst)
     };
     let chunk = super::par::chunk_rows(d) * d;
     let spare = &mut out.spare_capacity_mut()[..n * d];
@@ -136,7 +122,8 @@ pub(crate) fn centred<T: Real>(rows: &Rows<'_, T>, shift: &[f64], what: &str) ->
     }
     // SAFETY: the first n * d elements were all written above: the chunks of `spare` and of
     // the data (both n * d long, cut at the same multiples of d) pair up one to one, and
-    // `fill` writes every element of its chunk (whole rows of d, `shift` has d values).
+    // `centre_rows_on` writes every element of its output (its contract; it panics on a
+    // length mismatch rather than leave any unwritten).
     unsafe { out.set_len(n * d) };
     Ok(out)
 }

@@ -41,14 +41,16 @@ pub(crate) fn rows_of<'a, T: Real>(x: MatRef<'a, T>, what: &str) -> Result<Rows<
 
 /// Errors on the first NaN or infinity in a row-major buffer with `d` columns.
 ///
-/// The common case (all finite) is one branch-free pass per chunk (a fold the compiler
-/// vectorises, where a search for the first bad element would stop it), over the chunks in
+/// The common case (all finite) is one branch-free vector pass per chunk
+/// (`mmfuse_kernels::all_finite_on`: a search for the first bad element would not
+/// vectorise), over the chunks in
 /// parallel on the current rayon pool for large data ([`super::par`]); the first bad element
 /// is then looked for in the first bad chunk only, so the error is the same however split.
 pub(crate) fn check_finite<T: Real>(data: &[T], d: usize, what: &str) -> Result<()> {
     const CHUNK: usize = 1 << 14;
     let finite = |v: &T| mmfuse_kernels::Float::to_f64(*v).is_finite();
-    let has_bad = |c: &[T]| !c.iter().fold(true, |ok, v| ok & finite(v));
+    let arch = mmfuse_kernels::arch();
+    let has_bad = |c: &[T]| !mmfuse_kernels::all_finite_on(arch, c);
     let first_bad_chunk = if super::par::worth_it(data.len()) {
         use rayon::prelude::*;
         data.par_chunks(CHUNK).position_first(has_bad)
