@@ -10,12 +10,10 @@ use crate::Float;
 use core::mem::MaybeUninit;
 use pulp::{Simd, WithSimd};
 
-/// `acc[k] += data[i][k0 + k]` (in f64) for every row i, in row order; with `mean`,
-/// `acc[k] += |data[i][k0 + k] - mean[k0 + k]|` instead.
+/// `acc[k] += data[i][k]` (in f64) for every row i (of `acc.len()` columns), in row order;
+/// with `mean`, `acc[k] += |data[i][k] - mean[k]|` instead.
 pub(crate) struct ColumnSums<'a, T> {
     pub data: &'a [T],
-    pub d: usize,
-    pub k0: usize,
     pub mean: Option<&'a [f64]>,
     pub acc: &'a mut [f64],
 }
@@ -24,30 +22,21 @@ impl<T: Float> WithSimd for ColumnSums<'_, T> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, _s: S) {
-        let ColumnSums {
-            data,
-            d,
-            k0,
-            mean,
-            acc,
-        } = self;
-        let w = acc.len();
-        assert!(
-            k0 + w <= d && data.len() % d.max(1) == 0,
-            "column_sums: bad shape"
-        );
+        let ColumnSums { data, mean, acc } = self;
+        let d = acc.len();
+        assert!(d > 0 && data.len() % d == 0, "column_sums: bad shape");
         match mean {
             None => {
                 for row in data.chunks_exact(d) {
-                    for (a, v) in acc.iter_mut().zip(&row[k0..k0 + w]) {
+                    for (a, v) in acc.iter_mut().zip(row) {
                         *a += v.to_f64();
                     }
                 }
             }
             Some(mean) => {
-                let mean = &mean[k0..k0 + w];
+                let mean = &mean[..d];
                 for row in data.chunks_exact(d) {
-                    for ((a, v), m) in acc.iter_mut().zip(&row[k0..k0 + w]).zip(mean) {
+                    for ((a, v), m) in acc.iter_mut().zip(row).zip(mean) {
                         *a += (v.to_f64() - m).abs();
                     }
                 }

@@ -760,46 +760,35 @@ pub fn copy_tile_on<T: Float>(
     arch.dispatch(CopyTileOp { src, dst, stream })
 }
 
-/// Column sums in f64 of row-major data with `d` columns: `acc[k] += data[i][k0 + k]` for
-/// every row i, in row order (the columns `k0..k0 + acc.len()`), on a given instruction set.
+/// Column sums in f64 of row-major data with `acc.len()` columns: `acc[k] += data[i][k]` for
+/// every row i, in row order, on a given instruction set.
 /// Bitwise the same on every instruction set ([`reference::column_sums`]).
 ///
 /// ```
 /// let data = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 rows x 3
-/// let mut acc = [0.0f64; 2];
-/// mmfuse_kernels::column_sums_on(mmfuse_kernels::arch(), &data, 3, 1, &mut acc);
-/// assert_eq!(acc, [7.0, 9.0]);
+/// let mut acc = [0.0f64; 3];
+/// mmfuse_kernels::column_sums_on(mmfuse_kernels::arch(), &data, &mut acc);
+/// assert_eq!(acc, [5.0, 7.0, 9.0]);
 /// ```
 ///
 /// # Panics
-/// If `k0 + acc.len() > d` or `data.len()` is not a multiple of `d`.
-pub fn column_sums_on<T: Float>(arch: Arch, data: &[T], d: usize, k0: usize, acc: &mut [f64]) {
+/// If `acc` is empty or `data.len()` is not a multiple of `acc.len()`.
+pub fn column_sums_on<T: Float>(arch: Arch, data: &[T], acc: &mut [f64]) {
     arch.dispatch(columns::ColumnSums {
         data,
-        d,
-        k0,
         mean: None,
         acc,
     })
 }
 
-/// As [`column_sums_on`] for the absolute deviations: `acc[k] += |data[i][k0 + k] -
-/// mean[k0 + k]|` (in f64), every row in order.
+/// As [`column_sums_on`] for the absolute deviations: `acc[k] += |data[i][k] - mean[k]|`
+/// (in f64), every row in order.
 ///
 /// # Panics
-/// As [`column_sums_on`], and if `mean` has fewer than `k0 + acc.len()` values.
-pub fn column_abs_dev_sums_on<T: Float>(
-    arch: Arch,
-    data: &[T],
-    d: usize,
-    k0: usize,
-    mean: &[f64],
-    acc: &mut [f64],
-) {
+/// As [`column_sums_on`], and if `mean` has fewer than `acc.len()` values.
+pub fn column_abs_dev_sums_on<T: Float>(arch: Arch, data: &[T], mean: &[f64], acc: &mut [f64]) {
     arch.dispatch(columns::ColumnSums {
         data,
-        d,
-        k0,
         mean: Some(mean),
         acc,
     })

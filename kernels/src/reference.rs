@@ -553,19 +553,14 @@ pub fn transpose_into<T: Copy>(src: &TileMut<'_, T>, dst: &mut TileMut<'_, T>) {
 
 /// [`crate::column_sums_on`] (with `mean: None`) and [`crate::column_abs_dev_sums_on`] by an
 /// element loop: column by column, each summed over the rows in order.
-pub fn column_sums<T: Float>(
-    data: &[T],
-    d: usize,
-    k0: usize,
-    mean: Option<&[f64]>,
-    acc: &mut [f64],
-) {
+pub fn column_sums<T: Float>(data: &[T], mean: Option<&[f64]>, acc: &mut [f64]) {
+    let d = acc.len();
     for (k, a) in acc.iter_mut().enumerate() {
         for row in data.chunks_exact(d) {
-            let v = row[k0 + k].to_f64();
+            let v = row[k].to_f64();
             *a += match mean {
                 None => v,
-                Some(m) => (v - m[k0 + k]).abs(),
+                Some(m) => (v - m[k]).abs(),
             };
         }
     }

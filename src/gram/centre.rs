@@ -49,13 +49,13 @@ pub(crate) fn shift_of<T: Real>(data: &[T], n: usize, d: usize) -> Vec<f64> {
     debug_assert_eq!(data.len(), n * d);
     let arch = mmfuse_kernels::arch();
     let mut mean = column_sums(data, n, d, |rows, acc| {
-        mmfuse_kernels::column_sums_on(arch, rows, d, 0, acc)
+        mmfuse_kernels::column_sums_on(arch, rows, acc)
     });
     for m in &mut mean {
         *m /= n as f64;
     }
     let mad = column_sums(data, n, d, |rows, acc| {
-        mmfuse_kernels::column_abs_dev_sums_on(arch, rows, d, 0, &mean, acc)
+        mmfuse_kernels::column_abs_dev_sums_on(arch, rows, &mean, acc)
     });
     mean.iter()
         .zip(&mad)
