@@ -391,7 +391,9 @@ impl<T> SharedOut<T> {
 /// scratch tile).
 ///
 /// `upper_only`: only the entries above the diagonal of the block matter (a diagonal block of
-/// K(X, X), whose lower half and diagonal are overwritten); entries elsewhere are not refined.
+/// K(X, X), whose lower half and diagonal are overwritten; then `x` is `y`, `i0 == j0` and
+/// `rows == cols`); entries elsewhere are not refined, and part of them not even computed
+/// ([`inner_products_upper`]), only finite.
 ///
 /// # Safety
 /// The block must lie inside the matrix behind `out`, and no other thread may access it during
@@ -415,17 +417,15 @@ unsafe fn compute_block<T: Real>(
         let mut tile = unsafe { out.tile_mut(at.0, at.1, rows, cols) };
         kernels::l1_distance_tile(xs, d, &panel, &mut tile);
     } else {
-        let lhs = MatRef::from_row_major_slice(xs, rows, d);
-        let rhs = MatRef::from_row_major_slice(ys, cols, d).transpose();
-        // SAFETY: as above; the view is dropped at the end of the statement.
-        matmul(
-            unsafe { out.mat_mut(at.0, at.1, rows, cols) },
-            Accum::Replace,
-            lhs,
-            rhs,
-            T::ONE,
-            Par::Seq,
-        );
+        // SAFETY: as above (the block at `at` is exclusively ours, inside `out`).
+        unsafe {
+            if upper_only {
+                debug_assert!(i0 == j0 && rows == cols);
+                inner_products_upper(out, at, xs, d, rows);
+            } else {
+                inner_products(out, at, (xs, rows), (ys, cols), d);
+            }
+        }
     }
     let (ra, ca) = if plan.epilogue.needs_aux() {
         (&plan.row_aux[i0..i0 + rows], &plan.col_aux[j0..j0 + cols])
@@ -443,6 +443,71 @@ unsafe fn compute_block<T: Real>(
             let xi = &x.data[(i0 + i) * d..(i0 + i + 1) * d];
             let yj = &y.data[(j0 + j) * d..(j0 + j + 1) * d];
             tile.row_mut(i)[j] = T::from_f64((-gamma * sq_dist(xi, yj)).exp());
+        }
+    }
+}
+
+/// `out[at..][i][j] = <x_i, y_j>` for the `rows x cols` block, by one sequential faer GEMM.
+///
+/// # Safety
+/// As for [`compute_block`]: the block at `at` lies inside `out`, accessed by no one else.
+unsafe fn inner_products<T: Real>(
+    out: &SharedOut<T>,
+    at: (usize, usize),
+    (xs, rows): (&[T], usize),
+    (ys, cols): (&[T], usize),
+    d: usize,
+) {
+    let lhs = MatRef::from_row_major_slice(xs, rows, d);
+    let rhs = MatRef::from_row_major_slice(ys, cols, d).transpose();
+    // SAFETY: caller's contract; the view is dropped at the end of the statement.
+    matmul(
+        unsafe { out.mat_mut(at.0, at.1, rows, cols) },
+        Accum::Replace,
+        lhs,
+        rhs,
+        T::ONE,
+        Par::Seq,
+    );
+}
+
+/// Below this many rows a diagonal block's inner products are one square GEMM. Halving a
+/// block of `2h` rows skips a quarter of its products (the lower-left `h x h`); below
+/// 2 * 64 rows the smaller GEMMs lose what the skipped quarter saves.
+const UPPER_SPLIT_MIN: usize = 128;
+
+/// [`inner_products`] of the diagonal block X_b X_b^T (`rows x rows`), where only the entries
+/// on and above the diagonal matter (the caller mirrors the strict upper half over the
+/// lower): the block is split in halves, the upper-right quarter is one GEMM, the two diagonal
+/// quarters recurse, and the lower-left quarter is zeroed instead of computed (it must hold
+/// finite values for the epilogue, which runs over the whole block). At a 256-row tile this
+/// skips 3/8 of each diagonal block's products; the entries computed are bitwise those of
+/// the square GEMM (each is one dot product in faer's fixed order over d).
+///
+/// # Safety
+/// As for [`inner_products`].
+unsafe fn inner_products_upper<T: Real>(
+    out: &SharedOut<T>,
+    at: (usize, usize),
+    xs: &[T],
+    d: usize,
+    rows: usize,
+) {
+    if rows < UPPER_SPLIT_MIN {
+        // SAFETY: caller's contract.
+        return unsafe { inner_products(out, at, (xs, rows), (xs, rows), d) };
+    }
+    // A multiple of 16: halves stay on whole SIMD widths of both types where rows allows.
+    let h = (rows / 2).next_multiple_of(16).min(rows);
+    let (top, bottom) = xs.split_at(h * d);
+    // SAFETY: the four quarters are disjoint parts of the caller's block.
+    unsafe {
+        inner_products_upper(out, at, top, d, h);
+        inner_products(out, (at.0, at.1 + h), (top, h), (bottom, rows - h), d);
+        inner_products_upper(out, (at.0 + h, at.1 + h), bottom, d, rows - h);
+        let mut lower_left = out.tile_mut(at.0 + h, at.1, rows - h, h);
+        for i in 0..rows - h {
+            lower_left.row_mut(i).fill(T::ZERO);
         }
     }
 }
