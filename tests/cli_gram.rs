@@ -602,8 +602,28 @@ fn bench_gram_json() {
     assert_eq!(v["dtype"], "f32");
     assert!(v["kernel"].as_str().unwrap().starts_with("rbf"));
     assert!(v["threads"].as_u64().unwrap() >= 1);
-    for key in ["seconds", "gflops", "gemm_seconds", "ratio_vs_gemm"] {
-        let x = v[key].as_f64().unwrap();
+    for key in [
+        "seconds",
+        "gflops",
+        "gemm_seconds",
+        "ratio_vs_gemm",
+        "half_gemm_seconds",
+        "fresh_half_gemm_seconds",
+        "into_seconds",
+        "fraction_of_limit",
+        "fraction_of_limit_allocating",
+    ] {
+        let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"));
         assert!(x.is_finite() && x > 0.0, "{key} = {x}");
     }
+    let ratio = |num: &str, den: &str| v[num].as_f64().unwrap() / v[den].as_f64().unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b;
+    assert!(close(
+        v["fraction_of_limit"].as_f64().unwrap(),
+        ratio("half_gemm_seconds", "into_seconds")
+    ));
+    assert!(close(
+        v["fraction_of_limit_allocating"].as_f64().unwrap(),
+        ratio("fresh_half_gemm_seconds", "seconds")
+    ));
 }
