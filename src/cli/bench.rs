@@ -7,9 +7,10 @@
 //! the limit, half a GEMM: faer's `triangular::matmul` writing the upper triangle of X X^T
 //! (`half_gemm_seconds`; `fraction_of_limit = half_gemm_seconds / seconds`). For a cross
 //! kernel the limit is the full GEMM. A caller of the allocating `gram` pays for first touching
-//! a fresh K as well (the kernel zeroes every page it maps), which no assembly can avoid: its
-//! limit is the same half GEMM into a fresh output from the allocator `gram` uses, allocation
-//! included (`fresh_half_gemm_seconds`; `fraction_of_limit_allocating`). All sides alternate
+//! a fresh K as well (the kernel zeroes every page it maps); on equal terms with it is the same
+//! half GEMM into a fresh output from the allocator `gram` uses, allocation included
+//! (`fresh_half_gemm_seconds`; `fraction_of_limit_allocating`: above 1, our fresh K is
+//! written faster than faer's product alone into a fresh output). All sides alternate
 //! within each round, so they see the same machine state; medians and ranges are reported.
 
 use super::gram::Dtype;
@@ -170,7 +171,7 @@ pub struct GramBenchResult {
     pub half_gemm_seconds: Option<f64>,
     /// Symmetric only: median seconds of the same triangular product into a fresh output,
     /// allocated (as `gram` allocates K: calloc, huge pages advised) inside the timer: the
-    /// limit for a call that allocates its result.
+    /// baseline on equal terms with a call that allocates its result.
     pub fresh_half_gemm_seconds: Option<f64>,
     /// Symmetric only: median seconds of `gram_into` writing into an output allocated and
     /// touched before the timer and reused, as the faer baselines' outputs are.
@@ -180,8 +181,8 @@ pub struct GramBenchResult {
     /// The limit over our time on equal terms: half_gemm_seconds / into_seconds (symmetric),
     /// gemm_seconds / seconds (cross: our allocating `cross_gram`).
     pub fraction_of_limit: f64,
-    /// The allocating limit over the allocating `gram`: fresh_half_gemm_seconds / seconds
-    /// (cross: gemm_seconds / seconds). What a caller that does not reuse an output sees.
+    /// Both sides allocating: fresh_half_gemm_seconds / seconds (cross: gemm_seconds /
+    /// seconds). What a caller that does not reuse an output sees.
     pub fraction_of_limit_allocating: f64,
     /// The instruction set the SIMD kernels ran on: "v4" (AVX-512), "v3" (AVX2 + FMA) or
     /// "scalar".
