@@ -284,36 +284,30 @@ fn parallel_prelude_changes_no_bit_and_reports_the_first_bad_element() {
 /// odd and non-multiple-of-16 sizes (n = 300: tiles of 256 and 44; n = 650: ... and 138).
 #[test]
 fn triangular_diagonal_blocks_give_the_square_blocks_bits() {
-    let small = GramOptions {
-        tile: 64,
-        threads: Some(2),
-    };
-    let opts = GramOptions::with_threads(2);
+    /// Both assemblies of `x` with `kernel` agree bit for bit (`bits` reads a value's bits).
+    fn same<T: mmfuse::scalar::Real>(x: &Matrix<T>, kernel: &Kernel, bits: fn(T) -> u64) -> bool {
+        let small = GramOptions {
+            tile: 64,
+            threads: Some(2),
+        };
+        let split = gram(x.as_mat_ref(), kernel, &GramOptions::with_threads(2)).unwrap();
+        let square = gram(x.as_mat_ref(), kernel, &small).unwrap();
+        split
+            .as_slice()
+            .iter()
+            .zip(square.as_slice())
+            .all(|(&a, &b)| bits(a) == bits(b))
+    }
     for (n, d) in [(300, 7), (300, 700), (650, 33)] {
         let x = data(n, d, 11);
         let x64 = x.map(f64::from);
         for spec in ["linear", "poly", "rbf", "sigmoid", "cosine"] {
             let kernel: Kernel = spec.parse().unwrap();
-            let split = gram(x.as_mat_ref(), &kernel, &opts).unwrap();
-            let square = gram(x.as_mat_ref(), &kernel, &small).unwrap();
             assert!(
-                split
-                    .as_slice()
-                    .iter()
-                    .zip(square.as_slice())
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                same(&x, &kernel, |v| u64::from(v.to_bits())),
                 "f32 {spec} n {n} d {d}"
             );
-            let split = gram(x64.as_mat_ref(), &kernel, &opts).unwrap();
-            let square = gram(x64.as_mat_ref(), &kernel, &small).unwrap();
-            assert!(
-                split
-                    .as_slice()
-                    .iter()
-                    .zip(square.as_slice())
-                    .all(|(a, b)| a.to_bits() == b.to_bits()),
-                "f64 {spec} n {n} d {d}"
-            );
+            assert!(same(&x64, &kernel, f64::to_bits), "f64 {spec} n {n} d {d}");
         }
     }
 }

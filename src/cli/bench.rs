@@ -5,7 +5,8 @@
 //! fill of n x n values, which would inflate every ratio taken against it), after a warm-up
 //! run. Two baselines: the full product X Y^T (`gemm_seconds`), and for a symmetric K(X, X)
 //! the limit, half a GEMM: faer's `triangular::matmul` writing the upper triangle of X X^T
-//! (`half_gemm_seconds`; `fraction_of_limit = half_gemm_seconds / seconds`). For a cross
+//! (`half_gemm_seconds`; `fraction_of_limit = half_gemm_seconds / into_seconds`, our
+//! `gram_into` into a reused output on the same terms). For a cross
 //! kernel the limit is the full GEMM. A caller of the allocating `gram` pays for first touching
 //! a fresh K as well (the kernel zeroes every page it maps); on equal terms with it is the same
 //! half GEMM into a fresh output from the allocator `gram` uses, allocation included
@@ -418,7 +419,7 @@ fn bench_on<T: Real>(
                 return Ok(None);
             }
             let t = Instant::now();
-            let mut k = Matrix::<T>::try_zeros(a.n, a.n, "the fresh limit's output")?;
+            let mut k = Matrix::<T>::try_zeros(a.n, a.n, "the fresh half GEMM's output")?;
             upper_half(MatMut::from_row_major_slice_mut(k.as_mut_slice(), a.n, a.n));
             let s = t.elapsed().as_secs_f64();
             std::hint::black_box(&k);
